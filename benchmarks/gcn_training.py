@@ -1,0 +1,172 @@
+r"""GCN training time per epoch: codeprop (JAX) against PyTorch Geometric, same graphs.
+
+Both train the same model — node-type embedding (hidden), GCN layers (hidden, then
+embedding width), mean pooling, linear head; AdamW; cross-entropy — on the same AST
+graphs (parent->child and child->parent edges) with the same batch size, on this machine,
+in one process. An epoch is timed from the first batch to the last update, collation
+included (PyG's DataLoader, codeprop's padded packing). The first epoch (compilation for
+JAX) is reported separately and left out of the mean.
+
+    CODEPROP_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/gcn_training.py \
+        --benchmark devmap/amd --epochs 5
+
+Needs the ``bench`` extra (torch, torch-geometric).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import jax
+import numpy as np
+import torch
+import torch_geometric
+from torch_geometric.data import Data
+from torch_geometric.loader import DataLoader
+from torch_geometric.nn import GCNConv, global_mean_pool
+
+from codeprop.data import benchmarks
+from codeprop.graphs import ast, batching
+from codeprop.models import gnn
+from codeprop.probes import experiment, graph_probe
+from codeprop.train import steps
+
+
+class PygGCN(torch.nn.Module):
+    def __init__(self, vocab, hidden, embed, classes, layers):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, hidden)
+        dims = [hidden] * (layers - 1) + [embed]
+        ins = [hidden] + dims[:-1]
+        self.convs = torch.nn.ModuleList(GCNConv(i, o) for i, o in zip(ins, dims, strict=True))
+        self.head = torch.nn.Linear(embed, classes)
+
+    def forward(self, data):
+        x = self.embed(data.x)
+        for conv in self.convs:
+            x = torch.relu(conv(x, data.edge_index))
+        return self.head(global_mean_pool(x, data.batch))
+
+
+def time_pyg(graphs, labels, vocab_size, cfg, num_classes, batch_size, epochs, lr, seed):
+    torch.manual_seed(seed)
+    data = [
+        Data(
+            x=torch.from_numpy(g.nodes["type"].astype(np.int64)),
+            num_nodes=int(g.n_node[0]),
+            edge_index=torch.from_numpy(np.stack([g.senders, g.receivers]).astype(np.int64)),
+            y=torch.tensor([int(y)]),
+        )
+        for g, y in zip(graphs, labels, strict=True)
+    ]
+    model = PygGCN(vocab_size, cfg.hidden_dim, cfg.embed_dim, num_classes, cfg.num_layers)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    loader = DataLoader(data, batch_size=batch_size, shuffle=True)
+    times = []
+    for _ in range(epochs + 1):
+        start = time.perf_counter()
+        for batch in loader:
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(batch), batch.y)
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - start)
+    return times, sum(p.numel() for p in model.parameters())
+
+
+def time_codeprop(graphs, labels, vocab_size, cfg, num_classes, batch_size, epochs, lr, seed):
+    data = graph_probe.Examples.one_graph_per_row(graphs, labels)
+    budget = batching.estimate_budget(graphs, batch_size)
+    num_rows = graph_probe.row_budget(data, budget)
+    model = gnn.GCN(cfg, vocab_size, num_classes, sorted_receivers=True, symmetric=True)
+    train = np.arange(len(graphs))
+    first, _ = next(graph_probe.batches(data, train[:1], budget, num_rows))
+    state = steps.create_train_state(model, first, seed, steps.adamw(lr))
+    shuffle = np.random.default_rng(seed)
+    times = []
+    for _ in range(epochs + 1):
+        start = time.perf_counter()
+        for batch, _ in graph_probe.batches(data, shuffle.permutation(train), budget, num_rows):
+            state, metrics = steps.train_step(state, batch)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - start)
+    return times, gnn.num_params(state.params), budget
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--benchmark", default="devmap/amd", choices=benchmarks.NAMES)
+    parser.add_argument("--limit", type=int, default=None, help="use the first N examples")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=32)
+    parser.add_argument("--embed", type=int, default=36)
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args()
+
+    bench = benchmarks.load(args.benchmark)
+    examples = bench.examples
+    if args.limit:
+        idx = np.random.default_rng(0).permutation(len(examples))[: args.limit]
+        bench = benchmarks.Benchmark(
+            bench.name, [examples[i] for i in np.sort(idx)], bench.num_classes, {}
+        )
+    built = experiment.build_ast_graphs(bench)
+    cfg = gnn.GCNConfig(hidden_dim=args.hidden, embed_dim=args.embed)
+    vocab = ast.NodeTypeVocab.build(built["graphs"], built["language"])
+    table = vocab.table(built["language"])
+    # One graph per example row (no sharing), as PyG's loader sees them.
+    graphs = [
+        experiment.model_inputs(vocab.encode(built["graphs"][g], table), cfg)
+        for g in built["graph_of"]
+    ]
+    labels = bench.labels
+    common = (
+        graphs,
+        labels,
+        len(vocab),
+        cfg,
+        bench.num_classes,
+        args.batch_size,
+        args.epochs,
+        1e-3,
+        0,
+    )
+    jax_times, jax_params, budget = time_codeprop(*common)
+    pyg_times, pyg_params = time_pyg(*common)
+    assert jax_params == pyg_params, (jax_params, pyg_params)
+    nodes = sum(int(g.n_node[0]) for g in graphs)
+    edges = sum(int(g.n_edge[0]) for g in graphs)
+    out = {
+        "benchmark": args.benchmark,
+        "graphs": len(graphs),
+        "nodes": nodes,
+        "edges": edges,
+        "params": jax_params,
+        "batch_size": args.batch_size,
+        "budget": vars(budget),
+        "codeprop_first_epoch_s": jax_times[0],
+        "codeprop_epoch_s": float(np.mean(jax_times[1:])),
+        "pyg_first_epoch_s": pyg_times[0],
+        "pyg_epoch_s": float(np.mean(pyg_times[1:])),
+        "torch_threads": torch.get_num_threads(),
+        "versions": {
+            "jax": jax.__version__,
+            "torch": torch.__version__,
+            "pyg": torch_geometric.__version__,
+        },
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+    }
+    out["pyg_over_codeprop"] = out["pyg_epoch_s"] / out["codeprop_epoch_s"]
+    print(json.dumps(out, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+r"""codeprop's command line: run a gin-configured experiment.
+
+    python -m codeprop.main --gin_file=gin/experiments/devmap_amd_ast_gcn.gin \
+        --workdir=workdir/devmap_amd --gin_bindings="EPOCHS=5"
+
+The experiment's entry point is the one configurable function the gin files bind
+(`codeprop.probes.experiment.run_graph_probe`). The full config is written to
+``<workdir>/config.gin`` before the run and the operative config to
+``<workdir>/operative_config.gin`` after it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keep TensorFlow's start-up noise out.
+
+from absl import app, flags, logging  # noqa: E402
+
+import gin  # noqa: E402
+from codeprop.probes import experiment, report  # noqa: E402
+
+FLAGS = flags.DEFINE_multi_string("gin_file", [], "Gin files, applied in order.")
+BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings, after the files.")
+WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", required=True)
+GIN_SEARCH_PATHS = flags.DEFINE_multi_string(
+    "gin_search_paths", ["."], "Directories where gin 'include' paths are looked up."
+)
+
+
+def unset_required(fn) -> list[str]:
+    """Parameters of `fn` (and of dataclasses bound to it) still bound to gin.REQUIRED,
+    e.g. through a ``MACRO = %gin.REQUIRED`` that no experiment file set."""
+    missing = []
+
+    def walk(name, value):
+        if value is gin.REQUIRED:
+            missing.append(name)
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            for field in dataclasses.fields(value):
+                walk(f"{name}.{field.name}", getattr(value, field.name))
+
+    for name, value in gin.get_bindings(fn).items():
+        walk(name, value)
+    return missing
+
+
+def run(gin_files: list[str], gin_bindings: list[str], workdir: str, search_paths=(".",)) -> dict:
+    """Parses the gin config and runs the experiment it configures; returns its results.
+
+    Raises:
+      ValueError: a required parameter was not set by the gin files or bindings.
+    """
+    for path in search_paths:
+        gin.add_config_file_search_path(path)
+    gin.parse_config_files_and_bindings(gin_files, gin_bindings, finalize_config=False)
+    missing = unset_required(experiment.run_graph_probe)
+    if missing:
+        raise ValueError(f"required gin parameters not set: {', '.join(missing)}")
+    workdir_path = pathlib.Path(workdir)
+    workdir_path.mkdir(parents=True, exist_ok=True)
+    (workdir_path / "config.gin").write_text(gin.config_str())
+    entry = gin.get_configurable(experiment.run_graph_probe)
+    results = entry(workdir=workdir)
+    (workdir_path / "operative_config.gin").write_text(gin.operative_config_str())
+    return results
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.INFO)
+    results = run(FLAGS.value, BINDINGS.value, WORKDIR.value, GIN_SEARCH_PATHS.value)
+    print(report.terminal(results))
+    print(f"results written to {WORKDIR.value}/results.json and results.md")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,281 @@
+"""Graph neural networks over padded `jraph.GraphsTuple` batches (flax linen).
+
+Letters in shapes: N nodes (budget, padding included), E edges, G graphs, H hidden
+features, D embedding features, C classes, A auxiliary inputs.
+
+`graph_conv` is the propagation rule of Kipf & Welling's GCN as a pure function,
+``H' = D^-1/2 (A + I) D^-1/2 H`` with A the (weighted) adjacency of the kept edges; `GCN`
+embeds node types, applies `num_layers` graph convolutions, pools nodes per graph into a
+graph embedding and classifies it. Padding nodes and edges only touch each other and the
+padding graph, so they never change a real graph's output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import jraph
+import numpy as np
+
+READOUTS = ("mean", "sum", "max")
+
+
+@dataclasses.dataclass(frozen=True)
+class GCNConfig:
+    """Hyperparameters of `GCN` (the paper's AST models: devmap 32/36, POJ-104 64/256).
+
+    Attributes:
+      hidden_dim: width of the node-type embedding and of every layer but the last.
+      embed_dim: width of the last layer, hence of the graph embedding.
+      num_layers: graph convolutions.
+      edge_types: edge ``type`` values the convolution uses (others are ignored); the
+        default is the AST's parent->child and child->parent edges, i.e. the undirected tree.
+      readout: how node states are pooled per graph: ``mean``, ``sum`` or ``max``.
+      num_aux: auxiliary graph-level inputs concatenated to the embedding before the
+        classifier (devmap's transfer and work-group size: 2); 0 for none.
+      dropout_rate: dropout on node states between layers.
+    """
+
+    hidden_dim: int = 32
+    embed_dim: int = 36
+    num_layers: int = 2
+    edge_types: tuple[int, ...] = (0, 1)
+    readout: str = "mean"
+    num_aux: int = 0
+    dropout_rate: float = 0.0
+
+    def __post_init__(self):
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
+        if self.num_layers < 1:
+            raise ValueError("num_layers must be at least 1")
+
+
+def _gather(x: jax.Array, index: jax.Array) -> jax.Array:
+    return x.at[index].get(mode="promise_in_bounds")
+
+
+def _propagate(nodes, senders, receivers, edge_norm, sorted_receivers):
+    """[N, H]: ``out_i = sum_{e: j->i} edge_norm_e * nodes_j`` (no self term)."""
+    messages = _gather(nodes, senders) * edge_norm[:, None]  # [E, H]
+    return jax.ops.segment_sum(
+        messages,
+        receivers,
+        nodes.shape[0],
+        indices_are_sorted=sorted_receivers,
+        mode="promise_in_bounds",
+    )  # [N, H]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _propagate_symmetric(nodes, senders, receivers, edge_norm, sorted_receivers):
+    return _propagate(nodes, senders, receivers, edge_norm, sorted_receivers)
+
+
+def _propagate_symmetric_fwd(nodes, senders, receivers, edge_norm, sorted_receivers):
+    out = _propagate(nodes, senders, receivers, edge_norm, sorted_receivers)
+    return out, (senders, receivers, edge_norm)
+
+
+def _propagate_symmetric_bwd(sorted_receivers, residuals, grad):
+    # The normalised adjacency is symmetric, so its transpose is itself: the backward pass
+    # is the same receiver-sorted gather/scatter instead of a scatter over unsorted senders.
+    senders, receivers, edge_norm = residuals
+    grad_nodes = _propagate(grad, senders, receivers, edge_norm, sorted_receivers)
+    return grad_nodes, None, None, None
+
+
+_propagate_symmetric.defvjp(_propagate_symmetric_fwd, _propagate_symmetric_bwd)
+
+
+def gcn_norm(
+    senders: jax.Array, receivers: jax.Array, edge_weight: jax.Array, num_nodes: int
+) -> tuple[jax.Array, jax.Array]:
+    """Kipf & Welling's normalisation with self-loops.
+
+    Returns:
+      ([E] edge norms ``w_ji / sqrt(d_i d_j)``, [N] self-loop norms ``1 / d_i``) with
+      ``d_i = 1 + sum_{j->i} w_ji``. Works on numpy (host) and JAX arrays alike.
+    """
+    xp = jnp if isinstance(edge_weight, jax.Array) else np
+    if xp is np:
+        degree = 1.0 + np.bincount(receivers, weights=edge_weight, minlength=num_nodes)
+    else:
+        degree = 1.0 + jax.ops.segment_sum(edge_weight, receivers, num_nodes)
+    inv_sqrt = 1.0 / xp.sqrt(degree)
+    edge_norm = edge_weight * inv_sqrt[senders] * inv_sqrt[receivers]
+    return edge_norm.astype(xp.float32), (1.0 / degree).astype(xp.float32)
+
+
+def graph_conv(
+    nodes: jax.Array,
+    senders: jax.Array,
+    receivers: jax.Array,
+    edge_norm: jax.Array,
+    self_norm: jax.Array,
+    sorted_receivers: bool = False,
+    symmetric: bool = False,
+) -> jax.Array:
+    """One GCN propagation, ``H' = D^-1/2 (A + I) D^-1/2 H``, from precomputed norms.
+
+    Args:
+      nodes: [N, H] node states.
+      senders: [E] int source node of each edge.
+      receivers: [E] int target node of each edge.
+      edge_norm: [E] normalised edge weights (`gcn_norm`; 0 for padding edges).
+      self_norm: [N] self-loop weights ``1 / d_i``.
+      sorted_receivers: promise that `receivers` is sorted (a faster scatter on CPU).
+      symmetric: promise that every edge j->i has a twin i->j of the same norm (an
+        undirected graph): the backward pass then reuses the forward's sorted scatter.
+
+    Returns:
+      [N, H] new node states.
+    """
+    # Keep XLA (CPU) from fusing the producer of `nodes` (a matmul) into the per-edge
+    # gather, which would recompute it once per edge.
+    nodes = jax.lax.optimization_barrier(nodes)
+    propagate = _propagate_symmetric if symmetric else _propagate
+    aggregated = propagate(nodes, senders, receivers, edge_norm, sorted_receivers)  # [N, H]
+    return aggregated + nodes * self_norm[:, None]
+
+
+def node_graph_index(graphs: jraph.GraphsTuple) -> jax.Array:
+    """[N] index of the graph each node belongs to."""
+    num_graphs = graphs.n_node.shape[0]
+    num_nodes = jax.tree.leaves(graphs.nodes)[0].shape[0]
+    return jnp.repeat(jnp.arange(num_graphs), graphs.n_node, total_repeat_length=num_nodes)
+
+
+def pool(nodes: jax.Array, graphs: jraph.GraphsTuple, readout: str) -> jax.Array:
+    """Pools [N, D] node states into [G, D] graph states (empty graphs give zeros)."""
+    index = node_graph_index(graphs)  # Sorted: nodes are stored graph by graph.
+    num_graphs = graphs.n_node.shape[0]
+    if readout == "sum":
+        return jax.ops.segment_sum(nodes, index, num_graphs, indices_are_sorted=True)
+    if readout == "mean":
+        total = jax.ops.segment_sum(nodes, index, num_graphs, indices_are_sorted=True)
+        return total / jnp.maximum(graphs.n_node, 1)[:, None].astype(nodes.dtype)
+    pooled = jax.ops.segment_max(nodes, index, num_graphs, indices_are_sorted=True)
+    return jnp.where(graphs.n_node[:, None] > 0, pooled, 0.0)
+
+
+def edge_weights(graphs: jraph.GraphsTuple, edge_types: Sequence[int], dtype=np.float32):
+    """[E] 1.0 for edges whose ``type`` is in `edge_types`, else 0.0 (numpy or JAX)."""
+    types = graphs.edges["type"]
+    xp = jnp if isinstance(types, jax.Array) else np
+    return xp.isin(types, xp.asarray(edge_types, types.dtype)).astype(dtype)
+
+
+def add_gcn_norm(graph: jraph.GraphsTuple, edge_types: Sequence[int]) -> jraph.GraphsTuple:
+    """Host-side: stores `gcn_norm` of the kept edge types as ``edges["norm"]`` [E] and
+    ``nodes["self_norm"]`` [N], so the model need not recompute degrees every step.
+    Padding later adds zeros: padding edges carry no weight."""
+    num_nodes = int(np.sum(graph.n_node))
+    weight = edge_weights(graph, edge_types)
+    edge_norm, self_norm = gcn_norm(graph.senders, graph.receivers, weight, num_nodes)
+    return graph._replace(
+        nodes={**graph.nodes, "self_norm": self_norm}, edges={**graph.edges, "norm": edge_norm}
+    )
+
+
+class GCN(nn.Module):
+    """GCN graph classifier: node-type embedding -> graph convs -> pooling -> linear head.
+
+    Attributes:
+      config: hyperparameters.
+      vocab_size: number of node types (``nodes["type"]`` values, OOV id 0 included).
+      num_classes: C.
+      sorted_receivers: the input batches have edges sorted by receiver (as
+        `codeprop.graphs.transforms.sort_edges_by_receiver` makes them): a faster scatter.
+      symmetric: the kept edges form an undirected graph (each edge has a reverse twin,
+        e.g. the AST's CHILD and PARENT edges): a faster backward pass.
+        Input that breaks either promise gives wrong results.
+
+    Graphs may carry precomputed norms (`add_gcn_norm`: ``edges["norm"]``,
+    ``nodes["self_norm"]``); otherwise they are computed from ``edges["type"]``.
+    """
+
+    config: GCNConfig
+    vocab_size: int
+    num_classes: int
+    sorted_receivers: bool = False
+    symmetric: bool = False
+
+    def setup(self):
+        cfg = self.config
+        self.node_embed = self.param(
+            "node_embed", nn.initializers.normal(stddev=1.0), (self.vocab_size, cfg.hidden_dim)
+        )
+        dims = [cfg.hidden_dim] * (cfg.num_layers - 1) + [cfg.embed_dim]
+        self.convs = [nn.Dense(d, name=f"conv_{i}") for i, d in enumerate(dims)]
+        self.dropout = nn.Dropout(cfg.dropout_rate)
+        self.head = nn.Dense(self.num_classes, name="head")
+
+    def embed(self, graphs: jraph.GraphsTuple, deterministic: bool = True) -> jax.Array:
+        """[G, D] graph embeddings (the classifier's input, before auxiliary inputs)."""
+        cfg = self.config
+        types = graphs.nodes["type"]  # [N]
+        num_nodes = types.shape[0]
+        if "norm" in graphs.edges:
+            edge_norm, self_norm = graphs.edges["norm"], graphs.nodes["self_norm"]  # [E], [N]
+        else:
+            weight = edge_weights(graphs, cfg.edge_types, jnp.float32)  # [E]
+            edge_norm, self_norm = gcn_norm(graphs.senders, graphs.receivers, weight, num_nodes)
+        x = None
+        for i, conv in enumerate(self.convs):
+            if i == 0:
+                # Node inputs are one-hot types, so the first transform of the embedded
+                # types is a lookup in the transformed table: [V, H] @ [H, D_0], then gather.
+                h = _gather(conv(self.node_embed), types)  # [N, D_0]
+            else:
+                h = conv(self.dropout(x, deterministic=deterministic))  # [N, D_i]
+            # Transform, then propagate (Kipf's order): the gathers move D_i-wide rows.
+            h = graph_conv(
+                h,
+                graphs.senders,
+                graphs.receivers,
+                edge_norm,
+                self_norm,
+                self.sorted_receivers,
+                self.symmetric,
+            )
+            x = nn.relu(h)  # [N, D_i]
+        return pool(x, graphs, cfg.readout)  # [G, D]
+
+    def __call__(
+        self,
+        graphs: jraph.GraphsTuple,
+        aux: jax.Array | None = None,
+        rows: jax.Array | None = None,
+        deterministic: bool = True,
+    ) -> jax.Array:
+        """Class logits of each graph, or of each row when `rows` is given.
+
+        Args:
+          graphs: a padded batch of G graphs.
+          aux: [R, A] auxiliary inputs (R = G without `rows`), when ``config.num_aux`` > 0.
+          rows: [R] int graph of each example row: several rows (e.g. one kernel run on
+            several input sizes) share one graph, which is then embedded once.
+          deterministic: no dropout when True.
+
+        Returns:
+          [R, C] logits (R = G without `rows`).
+        """
+        h = self.embed(graphs, deterministic=deterministic)  # [G, D]
+        if rows is not None:
+            h = h[rows]  # [R, D]
+        if self.config.num_aux:
+            if aux is None or aux.shape[-1] != self.config.num_aux:
+                raise ValueError(f"GCN expects aux inputs of shape [R, {self.config.num_aux}]")
+            h = jnp.concatenate([h, aux.astype(h.dtype)], axis=-1)  # [R, D + A]
+        return self.head(h)
+
+
+def num_params(params) -> int:
+    """Number of scalars in a parameter tree."""
+    return sum(x.size for x in jax.tree.leaves(params))

@@ -1,0 +1,236 @@
+"""Graph-probe experiments end to end: benchmark -> graphs -> folds -> GNN -> report.
+
+`run_graph_probe` is the entry point that gin configures (see ``gin/experiments/``) and
+that notebooks call directly. It writes to ``workdir``:
+
+  results.json     per-fold and aggregated metrics, data report, settings
+  results.md       the same as Markdown tables, with published reference numbers
+  embeddings.npz   test-set graph embeddings, labels and fold of every example
+  metrics/         clu scalars (per-epoch losses and accuracies; TensorBoard format)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import time
+
+import numpy as np
+from absl import logging
+from clu import metric_writers
+
+from codeprop.data import benchmarks, devmap, splits
+from codeprop.graphs import ast, transforms
+from codeprop.models import gnn
+from codeprop.probes import graph_probe, report
+from codeprop.train import metrics
+
+PROTOCOLS = ("kfold", "holdout", "per_class_3_1_1")
+
+
+def _source_of(bench: benchmarks.Benchmark, example: dict, source_field: str | None) -> str:
+    if source_field:
+        return example[source_field]
+    return example["normalized_source"] if bench.platform else example["text"]
+
+
+def build_ast_graphs(bench: benchmarks.Benchmark, source_field: str | None = None) -> dict:
+    """AST graphs of every example; identical sources are parsed once and share a graph.
+
+    Returns:
+      ``graphs`` (the distinct graphs), ``graph_of`` [num examples] (each example's graph),
+      ``language`` and a report: examples, distinct sources, sources with parse errors,
+      ERROR/MISSING nodes, node counts and build time.
+    """
+    language = "opencl" if bench.platform else "cpp"
+    index: dict[str, int] = {}
+    graphs, graph_of = [], []
+    start = time.perf_counter()
+    for ex in bench.examples:
+        text = _source_of(bench, ex, source_field)
+        key = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+        if key not in index:
+            index[key] = len(graphs)
+            graphs.append(ast.ast_graph(text, language))
+        graph_of.append(index[key])
+    seconds = time.perf_counter() - start
+    errors = np.array([int(g.globals["parse_errors"][0]) for g in graphs])
+    nodes = np.array([int(g.n_node[0]) for g in graphs])
+    return {
+        "graphs": graphs,
+        "graph_of": np.asarray(graph_of, np.int64),
+        "language": language,
+        "report": {
+            "examples": len(graph_of),
+            "distinct_sources": len(graphs),
+            "sources_with_parse_errors": int((errors > 0).sum()),
+            "error_or_missing_nodes": int(errors.sum()),
+            "nodes_mean": round(float(nodes.mean()), 1),
+            "nodes_max": int(nodes.max()),
+            "build_seconds": round(seconds, 3),
+        },
+    }
+
+
+def model_inputs(graph, model: gnn.GCNConfig):
+    """A graph as the GCN consumes it: only the edge types it uses, sorted by receiver,
+    with precomputed GCN norms."""
+    graph = transforms.sort_edges_by_receiver(transforms.keep_edge_types(graph, model.edge_types))
+    return gnn.add_gcn_norm(graph, model.edge_types)
+
+
+def is_symmetric(graph) -> bool:
+    """Whether every edge (with its norm) has a reverse twin: an undirected graph."""
+    norm = graph.edges.get("norm", np.ones(len(graph.senders)))
+    forward = sorted(zip(graph.senders.tolist(), graph.receivers.tolist(), norm.tolist()))
+    backward = sorted(zip(graph.receivers.tolist(), graph.senders.tolist(), norm.tolist()))
+    return forward == backward
+
+
+def _aux_inputs(examples: list[dict], train: np.ndarray) -> np.ndarray:
+    """[N, 2] log transfer and log work-group size, standardised on the training rows."""
+    x = np.log1p(np.array([[e["transfer"], e["wgsize"]] for e in examples], np.float64))
+    mean, std = x[train].mean(0), x[train].std(0) + 1e-6
+    return ((x - mean) / std).astype(np.float32)
+
+
+def make_splits(labels, protocol: str, num_folds: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """The evaluation splits of a protocol (see `codeprop.data.splits`)."""
+    if protocol == "kfold":
+        return splits.kfold(labels, k=num_folds, seed=seed)
+    if protocol == "holdout":
+        return [splits.holdout(labels, (0.8, 0.1, 0.1), seed=seed)]
+    if protocol == "per_class_3_1_1":
+        return [splits.holdout(labels, (0.6, 0.2, 0.2), seed=seed)]
+    raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+
+
+def run_graph_probe(
+    *,
+    workdir: str | os.PathLike,
+    benchmark: str,
+    model: gnn.GCNConfig,
+    train: graph_probe.TrainConfig,
+    representation: str = "ast",
+    protocol: str = "kfold",
+    num_folds: int = 10,
+    split_seed: int = 204,
+    max_folds: int | None = None,
+    aux_inputs: bool = False,
+    source_field: str | None = None,
+    raw_dir: str | None = None,
+) -> dict:
+    """Runs a graph probe on a benchmark and writes its results to `workdir`.
+
+    Args:
+      workdir: output directory (created).
+      benchmark: ``devmap/amd``, ``devmap/nvidia`` or ``poj104``.
+      model: GNN hyperparameters.
+      train: optimisation settings.
+      representation: ``ast`` (tree-sitter AST + GCN).
+      protocol: ``kfold`` (stratified, `num_folds`), ``holdout`` (80/10/10) or
+        ``per_class_3_1_1`` (POJ-104's 3:1:1 per class).
+      num_folds: folds for ``kfold``.
+      split_seed: seed of the splits (fixed across models so results compare).
+      max_folds: run only the first folds (quick checks); None runs all.
+      aux_inputs: devmap only: feed log transfer and work-group size to the classifier.
+      source_field: example field to parse (default: devmap ``normalized_source``,
+        POJ-104 ``text``).
+      raw_dir: raw-data directory (else $CODEPROP_DATA_DIR, else download).
+
+    Returns:
+      The results dict also written to ``workdir/results.json``.
+    """
+    if representation != "ast":
+        raise ValueError(f"representation {representation!r} is not available; expected 'ast'")
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    bench = benchmarks.load(benchmark, raw_dir=raw_dir)
+    labels = np.array(bench.labels, np.int32)
+    built = build_ast_graphs(bench, source_field)
+    logging.info("graphs: %s", built["report"])
+    if aux_inputs and not bench.platform:
+        raise ValueError("aux_inputs are devmap's transfer and wgsize; not available for POJ-104")
+    model = model if aux_inputs == bool(model.num_aux) else _with_aux(model, aux_inputs)
+    fold_splits = make_splits(labels, protocol, num_folds, split_seed)[:max_folds]
+    writer = metric_writers.create_default_writer(str(workdir / "metrics"), just_logging=False)
+    folds, embeddings = [], []
+    test_fold = np.full(len(labels), -1, np.int32)
+    for i, split in enumerate(fold_splits):
+        start = time.perf_counter()
+        train_graphs = np.unique(built["graph_of"][split["train"]])
+        vocab = ast.NodeTypeVocab.build(
+            [built["graphs"][g] for g in train_graphs], built["language"]
+        )
+        table = vocab.table(built["language"])
+        data = graph_probe.Examples(
+            graphs=[model_inputs(vocab.encode(g, table), model) for g in built["graphs"]],
+            graph_of=built["graph_of"],
+            labels=labels,
+            aux=_aux_inputs(bench.examples, split["train"]) if aux_inputs else None,
+        )
+        symmetric = all(is_symmetric(g) for g in data.graphs)
+        module = gnn.GCN(
+            model, len(vocab), bench.num_classes, sorted_receivers=True, symmetric=symmetric
+        )
+        result = graph_probe.fit(
+            module, data, split, train, writer=writer, step_offset=i * (train.epochs + 1)
+        )
+        predictions = result["test_logits"].argmax(-1)
+        fold = {
+            "fold": i,
+            "train": len(split["train"]),
+            "validation": len(split["validation"]),
+            "test": len(split["test"]),
+            "vocab_size": len(vocab),
+            "best_epoch": result["best_epoch"],
+            "best_validation_accuracy": result["history"][result["best_epoch"] - 1][
+                "validation_accuracy"
+            ],
+            "num_params": gnn.num_params(result["params"]),
+            **metrics.classification_metrics(labels[split["test"]], predictions, bench.num_classes),
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+        if bench.platform:
+            test_examples = [bench.examples[j] for j in split["test"]]
+            fold.update(devmap.speedup_over_static(predictions, test_examples, bench.platform))
+        folds.append(fold)
+        test_fold[split["test"]] = i
+        embeddings.append((split["test"], result["test_embeddings"]))
+        logging.info("fold %d: %s", i, {k: fold[k] for k in ("accuracy", "f1", "best_epoch")})
+    writer.flush()
+    results = {
+        "benchmark": benchmark,
+        "representation": representation,
+        "model": "GCN",
+        "protocol": protocol,
+        "num_folds_run": len(folds),
+        "split_seed": split_seed,
+        "settings": {
+            "model": vars(model) | {"edge_types": list(model.edge_types)},
+            "train": vars(train),
+            "aux_inputs": aux_inputs,
+        },
+        "data": {"benchmark": bench.report, "graphs": built["report"]},
+        "folds": folds,
+        "aggregate": report.aggregate(folds),
+    }
+    _write_embeddings(workdir / "embeddings.npz", embeddings, labels, test_fold)
+    (workdir / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    (workdir / "results.md").write_text(report.markdown(results))
+    return results
+
+
+def _with_aux(model: gnn.GCNConfig, aux_inputs: bool) -> gnn.GCNConfig:
+    return dataclasses.replace(model, num_aux=2 if aux_inputs else 0)
+
+
+def _write_embeddings(path, embeddings, labels, test_fold) -> None:
+    dim = embeddings[0][1].shape[1]
+    table = np.full((len(labels), dim), np.nan, np.float32)
+    for idx, emb in embeddings:
+        table[idx] = emb
+    np.savez_compressed(path, embeddings=table, labels=labels, test_fold=test_fold)

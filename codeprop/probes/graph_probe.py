@@ -1,0 +1,206 @@
+"""Train and evaluate a graph classifier on one split: the jitted probe loop.
+
+`fit` trains on ``split["train"]`` for a number of epochs, evaluates on
+``split["validation"]`` after each, keeps the parameters of the best validation accuracy
+(earliest on ties) and returns that model's test predictions and embeddings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jraph
+import numpy as np
+from clu import metric_writers
+
+from codeprop.graphs import batching
+from codeprop.train import steps
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of a probe.
+
+    Attributes:
+      epochs: passes over the training split.
+      batch_size: most graphs per batch (batches are filled up to a fixed node budget).
+      learning_rate: AdamW learning rate.
+      weight_decay: AdamW decoupled weight decay.
+      seed: parameter initialisation, dropout and shuffling seed.
+    """
+
+    epochs: int = 60
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Examples:
+    """Example rows over (possibly shared) graphs.
+
+    Attributes:
+      graphs: the distinct graphs (with ``nodes["type"]`` model inputs).
+      graph_of: [num rows] index into `graphs` of each row; rows with the same source
+        (devmap: one kernel on several input sizes) share a graph, embedded once a batch.
+      labels: [num rows] class of each row.
+      aux: [num rows, A] auxiliary inputs, or None.
+    """
+
+    graphs: Sequence[jraph.GraphsTuple]
+    graph_of: np.ndarray
+    labels: np.ndarray
+    aux: np.ndarray | None = None
+
+    @classmethod
+    def one_graph_per_row(cls, graphs, labels, aux=None) -> Examples:
+        return cls(list(graphs), np.arange(len(graphs)), np.asarray(labels, np.int32), aux)
+
+
+def row_budget(data: Examples, budget: batching.Budget) -> int:
+    """Rows per batch: every real graph slot times the most rows sharing one graph."""
+    most = int(np.bincount(data.graph_of).max())
+    return (budget.n_graph - 1) * most
+
+
+def batches(data: Examples, rows: np.ndarray, budget: batching.Budget, num_rows: int):
+    """Padded batches of `rows`: their graphs packed once each, in first-appearance order.
+
+    Yields:
+      (batch, batch_rows): the batch dict (``inputs``, ``rows`` [R], ``labels`` [R],
+      ``mask`` [R], ``aux`` [R, A]) and the example indices of its real rows, in order.
+    """
+    groups: dict[int, list[int]] = {}
+    for r in rows:
+        groups.setdefault(int(data.graph_of[r]), []).append(int(r))
+    for graph, slots in batching.pack(data.graphs, budget, list(groups)):
+        batch_rows = np.concatenate([groups[g] for g in slots]).astype(np.int64)
+        slot_of_row = np.repeat(np.arange(len(slots)), [len(groups[g]) for g in slots])
+        n = len(batch_rows)
+        batch = {
+            "inputs": graph,
+            # Padding rows read the padding graph, the last slot.
+            "rows": np.full(num_rows, budget.n_graph - 1, np.int32),
+            "labels": np.zeros(num_rows, np.int32),
+            "mask": np.zeros(num_rows, bool),
+        }
+        batch["rows"][:n] = slot_of_row
+        batch["labels"][:n] = data.labels[batch_rows]
+        batch["mask"][:n] = True
+        if data.aux is not None:
+            batch["aux"] = np.zeros((num_rows, data.aux.shape[1]), np.float32)
+            batch["aux"][:n] = data.aux[batch_rows]
+        yield batch, batch_rows
+
+
+def evaluate(state, data: Examples, rows, budget, num_rows, with_embeddings=False) -> dict:
+    """Logits [n, C] of `rows` (in that order), their mean loss, and optionally the graph
+    embeddings [n, D] of each row."""
+    rows = np.asarray(rows)
+    logits, embeddings, order, loss_sum = [], [], [], 0.0
+    for batch, batch_rows in batches(data, rows, budget, num_rows):
+        batch_logits, m = steps.eval_step(state, batch)
+        n = len(batch_rows)
+        logits.append(np.asarray(batch_logits)[:n])
+        order.append(batch_rows)
+        loss_sum += float(m["loss_sum"])
+        if with_embeddings:
+            graph_embeddings = np.asarray(steps.embed_step(state, batch))
+            embeddings.append(graph_embeddings[batch["rows"][:n]])
+    if not order:
+        return {"logits": np.zeros((0, 0)), "embeddings": np.zeros((0, 0)), "loss": float("nan")}
+    # Batches group rows by graph: put them back in the order asked for.
+    position = {int(r): i for i, r in enumerate(np.concatenate(order))}
+    back = np.array([position[int(r)] for r in rows])
+    out = {"logits": np.concatenate(logits)[back], "loss": loss_sum / len(rows)}
+    if with_embeddings:
+        out["embeddings"] = np.concatenate(embeddings)[back]
+    return out
+
+
+def fit(
+    model: nn.Module,
+    data: Examples,
+    split: dict[str, np.ndarray],
+    config: TrainConfig,
+    writer: metric_writers.MetricWriter | None = None,
+    step_offset: int = 0,
+) -> dict:
+    """Trains `model` on one split with best-validation model selection.
+
+    Args:
+      model: a flax module called as ``model.apply(vars, graphs, aux, rows,
+        deterministic=...)`` with an ``embed`` method (e.g. `codeprop.models.gnn.GCN`).
+      data: the example rows and their graphs.
+      split: row index arrays ``train``, ``validation``, ``test``.
+      config: optimisation settings.
+      writer: clu metric writer for per-epoch scalars (losses, accuracies), or None.
+      step_offset: added to the epoch number when writing scalars (separates folds).
+
+    Returns:
+      ``params`` (best), ``best_epoch``, ``history`` (per-epoch train loss and accuracy,
+      validation loss and accuracy), ``test_logits`` [T, C], ``test_embeddings`` [T, D]
+      and ``budget`` (the padded batch sizes used).
+    """
+    graph_ids = lambda rows: np.unique(data.graph_of[rows])  # noqa: E731
+    # Evaluation graphs may be larger than any training graph: the budget holds them too.
+    budget = batching.estimate_budget(
+        [data.graphs[g] for g in graph_ids(split["train"])],
+        config.batch_size,
+        also_fit=[
+            data.graphs[g] for g in graph_ids(np.concatenate([split["validation"], split["test"]]))
+        ],
+    )
+    num_rows = row_budget(data, budget)
+    first, _ = next(batches(data, split["train"][:1], budget, num_rows))
+    state = steps.create_train_state(
+        model, first, config.seed, steps.adamw(config.learning_rate, config.weight_decay)
+    )
+    shuffle = np.random.default_rng(config.seed)
+    best = {"accuracy": -1.0, "epoch": 0, "params": state.params}
+    history = []
+    val_labels = data.labels[split["validation"]]
+    for epoch in range(1, config.epochs + 1):
+        sums = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+        for batch, _ in batches(data, shuffle.permutation(split["train"]), budget, num_rows):
+            state, m = steps.train_step(state, batch)
+            for k in sums:
+                sums[k] += m[k]
+        sums = {k: float(v) for k, v in sums.items()}
+        record = {
+            "epoch": epoch,
+            "train_loss": sums["loss_sum"] / max(sums["count"], 1.0),
+            "train_accuracy": sums["correct"] / max(sums["count"], 1.0),
+        }
+        if len(split["validation"]):
+            val = evaluate(state, data, split["validation"], budget, num_rows)
+            record["validation_loss"] = val["loss"]
+            record["validation_accuracy"] = float(np.mean(val["logits"].argmax(-1) == val_labels))
+            improved = record["validation_accuracy"] > best["accuracy"]
+        else:  # Without a validation split the last epoch is kept.
+            improved = True
+        history.append(record)
+        if writer is not None:
+            writer.write_scalars(
+                step_offset + epoch, {k: v for k, v in record.items() if k != "epoch"}
+            )
+        if improved:
+            best = {
+                "accuracy": record.get("validation_accuracy", float("nan")),
+                "epoch": epoch,
+                "params": state.params,
+            }
+    state = state.replace(params=best["params"])
+    test = evaluate(state, data, split["test"], budget, num_rows, with_embeddings=True)
+    return {
+        "params": jax.device_get(best["params"]),
+        "best_epoch": best["epoch"],
+        "history": history,
+        "test_logits": test["logits"],
+        "test_embeddings": test.get("embeddings"),
+        "budget": dataclasses.asdict(budget) | {"n_row": num_rows},
+    }

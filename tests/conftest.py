@@ -1,0 +1,43 @@
+"""Shared fixtures: the raw-data directory and a per-session tfds directory."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TESTDATA = REPO / "tests" / "testdata"
+
+
+def _find_raw_dir() -> pathlib.Path | None:
+    if os.environ.get("CODEPROP_DATA_DIR"):
+        return pathlib.Path(os.environ["CODEPROP_DATA_DIR"])
+    candidate = REPO.parent / "shared" / "datasets"
+    return candidate if candidate.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def raw_dir() -> pathlib.Path:
+    """The raw benchmark data; CI sets CODEPROP_DATA_DIR and CODEPROP_REQUIRE_DATA=1."""
+    path = _find_raw_dir()
+    if path is None or not (path / "devmap" / "cgo17-amd.csv").is_file():
+        if os.environ.get("CODEPROP_REQUIRE_DATA"):
+            pytest.fail(f"CODEPROP_REQUIRE_DATA is set but no raw data was found at {path}")
+        pytest.skip("raw benchmark data not found: set CODEPROP_DATA_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory) -> pathlib.Path:
+    return tmp_path_factory.mktemp("tfds")
+
+
+@pytest.fixture(scope="session")
+def devmap_amd(raw_dir, tfds_dir):
+    from codeprop.data import benchmarks
+
+    return benchmarks.load("devmap/amd", raw_dir=raw_dir, tfds_dir=tfds_dir)

@@ -1,0 +1,64 @@
+import pathlib
+
+import pytest
+
+import gin
+from codeprop.models import gnn
+from codeprop.probes import experiment, graph_probe
+
+from conftest import REPO
+
+EXPERIMENTS = sorted((REPO / "gin" / "experiments").glob("*.gin"))
+
+
+@pytest.fixture(autouse=True)
+def _clear_gin():
+    gin.clear_config()
+    gin.add_config_file_search_path(str(REPO))
+    yield
+    gin.clear_config()
+
+
+def test_there_are_experiments():
+    names = {p.name for p in EXPERIMENTS}
+    assert {"devmap_amd_ast_gcn.gin", "devmap_nvidia_ast_gcn.gin", "poj104_ast_gcn.gin"} <= names
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+def test_experiment_parses_and_binds_everything(path: pathlib.Path):
+    gin.parse_config_files_and_bindings([str(path)], [], finalize_config=False)
+    from codeprop import main
+
+    assert main.unset_required(experiment.run_graph_probe) == []
+    bound = gin.get_bindings(experiment.run_graph_probe)
+    assert bound["benchmark"] in ("devmap/amd", "devmap/nvidia", "poj104")
+    assert bound["protocol"] in experiment.PROTOCOLS
+    model = gin.get_configurable(gnn.GCNConfig)()
+    train = gin.get_configurable(graph_probe.TrainConfig)()
+    assert isinstance(model, gnn.GCNConfig) and model.num_layers == 2
+    assert train.epochs > 0
+
+
+def test_paper_sizes():
+    gin.parse_config_files_and_bindings([str(REPO / "gin/experiments/devmap_amd_ast_gcn.gin")], [])
+    model = gin.get_configurable(gnn.GCNConfig)()
+    assert (model.hidden_dim, model.embed_dim) == (32, 36)
+    assert gin.get_configurable(graph_probe.TrainConfig)().epochs == 60
+    gin.clear_config()
+    gin.parse_config_files_and_bindings([str(REPO / "gin/experiments/poj104_ast_gcn.gin")], [])
+    model = gin.get_configurable(gnn.GCNConfig)()
+    assert (model.hidden_dim, model.embed_dim) == (64, 256)
+
+
+def test_typo_fails_loudly():
+    with pytest.raises(ValueError, match="hiden_dim"):
+        gin.parse_config_files_and_bindings(
+            [str(REPO / "gin/experiments/devmap_amd_ast_gcn.gin")], ["gnn.GCNConfig.hiden_dim = 3"]
+        )
+
+
+def test_required_macros_must_be_set(tmp_path):
+    from codeprop import main
+
+    with pytest.raises(ValueError, match="not set: benchmark, protocol, train.epochs"):
+        main.run([str(REPO / "gin/runs/graph_probe.gin")], [], str(tmp_path), [str(REPO)])
