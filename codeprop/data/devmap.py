@@ -117,6 +117,19 @@ def read_csv(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
+def decode_source(data: bytes) -> tuple[str, bool]:
+    """UTF-8 text, or latin-1 (lossless: one code point per byte) when the bytes are not
+    UTF-8, as in six AMD SDK kernels whose licence header has a latin-1 copyright sign.
+
+    Returns:
+      (text, True if latin-1 was used).
+    """
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), True
+
+
 def _zip_members(archive: zipfile.ZipFile, folder: str) -> dict[str, str]:
     """Base name -> member name for the files directly inside `folder/` of a zip."""
     members = {}
@@ -135,9 +148,11 @@ def read_platform(platform: str, raw_dir: str | os.PathLike | None = None) -> di
 
     Returns:
       ``{"examples": [...], "report": {...}}``. Each example is a `read_csv` row plus
-      ``source`` (original OpenCL from ``kernels_cl/``, "" when no original is available),
+      ``source`` (original OpenCL from ``kernels_cl/``, "" when no original is available;
+      see `decode_source`),
       ``source_file``, ``ir_file`` (``kernels_ir/<name>.ll``) and ``ir`` (IR text).
-      The report counts rows, labels and rows without an original source.
+      The report counts rows, labels, rows without an original source and files that were
+      not UTF-8.
 
     Raises:
       DevmapFormatError: unknown platform, or a row whose IR file is missing from the zip.
@@ -170,7 +185,7 @@ def read_platform(platform: str, raw_dir: str | os.PathLike | None = None) -> di
             def read_cl(name: str) -> bytes:
                 return archive.read(cl_zip[name])
 
-        examples, missing_source = [], []
+        examples, missing_source, latin1 = [], [], set()
         for row in rows:
             ir_name = ncc_name(row["benchmark"], row["dataset"], set(ir_members), ".ll")
             if ir_name is None:
@@ -179,16 +194,21 @@ def read_platform(platform: str, raw_dir: str | os.PathLike | None = None) -> di
                     f"({row['benchmark']}, {row['dataset']})"
                 )
             cl_name = ncc_name(row["benchmark"], row["dataset"], cl_available, ".cl")
-            source = read_cl(cl_name).decode("utf-8", errors="replace") if cl_name else ""
+            source, fell_back = decode_source(read_cl(cl_name)) if cl_name else ("", False)
+            if fell_back:
+                latin1.add(f"kernels_cl/{cl_name}")
             if not cl_name:
                 missing_source.append(row["benchmark"])
+            ir, ir_fell_back = decode_source(archive.read(ir_members[ir_name]))
+            if ir_fell_back:
+                latin1.add(f"kernels_ir/{ir_name}")
             examples.append(
                 {
                     **row,
                     "source": source,
                     "source_file": f"kernels_cl/{cl_name}" if cl_name else "",
                     "ir_file": f"kernels_ir/{ir_name}",
-                    "ir": archive.read(ir_members[ir_name]).decode("utf-8", errors="replace"),
+                    "ir": ir,
                 }
             )
     report = {
@@ -199,6 +219,7 @@ def read_platform(platform: str, raw_dir: str | os.PathLike | None = None) -> di
         "original_source_from": cl_origin,
         "rows_without_original_source": len(missing_source),
         "benchmarks_without_original_source": sorted(set(missing_source)),
+        "files_not_utf8_decoded_as_latin1": sorted(latin1),
     }
     return {"examples": examples, "report": report}
 

@@ -101,13 +101,13 @@ def evaluate(state, data: Examples, rows, budget, num_rows, with_embeddings=Fals
     """Logits [n, C] of `rows` (in that order), their mean loss, and optionally the graph
     embeddings [n, D] of each row."""
     rows = np.asarray(rows)
-    logits, embeddings, order, loss_sum = [], [], [], 0.0
+    logits, embeddings, order, merged = [], [], [], None
     for batch, batch_rows in batches(data, rows, budget, num_rows):
         batch_logits, m = steps.eval_step(state, batch)
         n = len(batch_rows)
         logits.append(np.asarray(batch_logits)[:n])
         order.append(batch_rows)
-        loss_sum += float(m["loss_sum"])
+        merged = m if merged is None else merged.merge(m)
         if with_embeddings:
             graph_embeddings = np.asarray(steps.embed_step(state, batch))
             embeddings.append(graph_embeddings[batch["rows"][:n]])
@@ -116,7 +116,7 @@ def evaluate(state, data: Examples, rows, budget, num_rows, with_embeddings=Fals
     # Batches group rows by graph: put them back in the order asked for.
     position = {int(r): i for i, r in enumerate(np.concatenate(order))}
     back = np.array([position[int(r)] for r in rows])
-    out = {"logits": np.concatenate(logits)[back], "loss": loss_sum / len(rows)}
+    out = {"logits": np.concatenate(logits)[back], "loss": float(merged.compute()["loss"])}
     if with_embeddings:
         out["embeddings"] = np.concatenate(embeddings)[back]
     return out
@@ -165,16 +165,15 @@ def fit(
     history = []
     val_labels = data.labels[split["validation"]]
     for epoch in range(1, config.epochs + 1):
-        sums = {"loss_sum": 0.0, "correct": 0.0, "count": 0.0}
+        merged = None
         for batch, _ in batches(data, shuffle.permutation(split["train"]), budget, num_rows):
             state, m = steps.train_step(state, batch)
-            for k in sums:
-                sums[k] += m[k]
-        sums = {k: float(v) for k, v in sums.items()}
+            merged = m if merged is None else merged.merge(m)
+        computed = merged.compute()
         record = {
             "epoch": epoch,
-            "train_loss": sums["loss_sum"] / max(sums["count"], 1.0),
-            "train_accuracy": sums["correct"] / max(sums["count"], 1.0),
+            "train_loss": float(computed["loss"]),
+            "train_accuracy": float(computed["accuracy"]),
         }
         if len(split["validation"]):
             val = evaluate(state, data, split["validation"], budget, num_rows)

@@ -5,17 +5,19 @@ A batch is a dict: ``inputs`` (whatever the model takes, e.g. a padded GraphsTup
 [R, A] and ``rows`` [R] (which input each row reads, when rows share inputs). The model is
 called as ``apply(vars, inputs, aux, rows, deterministic=...)``.
 `train_step(state, batch) -> (state, metrics)` is pure; its dropout key is
-``fold_in(state.rng, state.step)``, so a run resumed at step s draws the same keys.
+``fold_in(state.rng, state.step)``, so a run resumed at step s draws the same keys. Metrics
+are a clu `Collection`: merge them on the host across batches and ``compute()`` at the end.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: clu Collections read their field
+# annotations at run time.
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
+from clu import metrics
 from flax import struct
 from flax.training import train_state
 
@@ -49,19 +51,26 @@ def masked_cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array) 
     return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
-def _metrics(logits, labels, mask, loss) -> dict[str, jax.Array]:
-    weights = mask.astype(jnp.float32)
-    correct = (jnp.argmax(logits, -1) == labels).astype(jnp.float32) * weights
-    return {
-        "loss_sum": loss * jnp.sum(weights),
-        "correct": jnp.sum(correct),
-        "count": jnp.sum(weights),
-    }
+@struct.dataclass
+class ClassificationMetrics(metrics.Collection):
+    """Mean cross-entropy and accuracy over the real rows of the batches merged so far."""
+
+    loss: metrics.Average.from_output("loss")
+    accuracy: metrics.Accuracy
+
+
+def _metrics(logits, labels, mask) -> ClassificationMetrics:
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)  # [R]
+    return ClassificationMetrics.single_from_model_output(
+        loss=losses, logits=logits, labels=labels, mask=mask
+    )
 
 
 @jax.jit
-def train_step(state: TrainState, batch: dict[str, Any]) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One AdamW step on the masked cross-entropy; returns summed metrics of the batch."""
+def train_step(
+    state: TrainState, batch: dict[str, Any]
+) -> tuple[TrainState, ClassificationMetrics]:
+    """One AdamW step on the masked cross-entropy; returns the batch's metrics."""
     dropout_rng = jax.random.fold_in(state.rng, state.step)
 
     def loss_fn(params):
@@ -75,19 +84,18 @@ def train_step(state: TrainState, batch: dict[str, Any]) -> tuple[TrainState, di
         )
         return masked_cross_entropy(logits, batch["labels"], batch["mask"]), logits
 
-    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (_, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads)
-    return state, _metrics(logits, batch["labels"], batch["mask"], loss)
+    return state, _metrics(logits, batch["labels"], batch["mask"])
 
 
 @jax.jit
-def eval_step(state: TrainState, batch: dict[str, Any]) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """[G, C] logits of a batch and its summed metrics (no dropout)."""
+def eval_step(state: TrainState, batch: dict[str, Any]) -> tuple[jax.Array, ClassificationMetrics]:
+    """[R, C] logits of a batch and its metrics (no dropout)."""
     logits = state.apply_fn(
         {"params": state.params}, batch["inputs"], batch.get("aux"), batch.get("rows")
     )
-    loss = masked_cross_entropy(logits, batch["labels"], batch["mask"])
-    return logits, _metrics(logits, batch["labels"], batch["mask"], loss)
+    return logits, _metrics(logits, batch["labels"], batch["mask"])
 
 
 @jax.jit

@@ -10,6 +10,9 @@ def test_counts_and_labels(raw_dir, platform, gpu):
     assert len(examples) == 680
     assert sum(e["label"] for e in examples) == gpu
     assert data["report"]["rows_without_original_source"] == 0
+    # Six AMD SDK originals carry a latin-1 copyright sign: decoded losslessly and reported.
+    latin1 = data["report"]["files_not_utf8_decoded_as_latin1"]
+    assert len(latin1) == 6 and all("amd-app-sdk" in f for f in latin1)
     assert len({e["ir_file"] for e in examples}) == 669
     assert all(e["ir"].lstrip().startswith("; ModuleID") for e in examples[:5])
     first = examples[0]
@@ -72,3 +75,8 @@ def test_speedup_over_static():
     assert devmap.speedup_over_static([1, 0], examples, "nvidia")["speedup_mean"] == pytest.approx(
         2.5
     )
+
+
+def test_decode_source():
+    assert devmap.decode_source("é".encode()) == ("é", False)
+    assert devmap.decode_source(b"\xa9 AMD") == ("\xa9 AMD", True)
