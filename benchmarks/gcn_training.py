@@ -30,7 +30,7 @@ from torch_geometric.loader import DataLoader
 from torch_geometric.nn import GCNConv, global_mean_pool
 
 from codeprop.data import benchmarks
-from codeprop.graphs import ast, batching
+from codeprop.graphs import ast, batching, transforms
 from codeprop.models import gnn
 from codeprop.probes import experiment, graph_probe
 from codeprop.train import steps
@@ -82,7 +82,7 @@ def time_codeprop(graphs, labels, vocab_size, cfg, num_classes, batch_size, epoc
     data = graph_probe.Examples.one_graph_per_row(graphs, labels)
     budget = batching.estimate_budget(graphs, batch_size)
     num_rows = graph_probe.row_budget(data, budget)
-    model = gnn.GCN(cfg, vocab_size, num_classes, sorted_receivers=True, symmetric=True)
+    model = experiment.make_model(cfg, graphs, vocab_size, num_classes)
     train = np.arange(len(graphs))
     first, _ = next(graph_probe.batches(data, train[:1], budget, num_rows))
     state = steps.create_train_state(model, first, seed, steps.adamw(lr))
@@ -124,6 +124,12 @@ def main():
         experiment.model_inputs(vocab.encode(built["graphs"][g], table), cfg)
         for g in built["graph_of"]
     ]
+    # PyG gets the same graphs with both edge directions (its GCNConv propagates along
+    # edge_index as given); codeprop gets its model inputs (tree mode: parent pointers).
+    pyg_graphs = [
+        transforms.keep_edge_types(vocab.encode(built["graphs"][g], table), cfg.edge_types)
+        for g in built["graph_of"]
+    ]
     labels = bench.labels
     common = (
         graphs,
@@ -137,10 +143,10 @@ def main():
         0,
     )
     jax_times, jax_params, budget = time_codeprop(*common)
-    pyg_times, pyg_params = time_pyg(*common)
+    pyg_times, pyg_params = time_pyg(pyg_graphs, *common[1:])
     assert jax_params == pyg_params, (jax_params, pyg_params)
-    nodes = sum(int(g.n_node[0]) for g in graphs)
-    edges = sum(int(g.n_edge[0]) for g in graphs)
+    nodes = sum(int(g.n_node[0]) for g in pyg_graphs)
+    edges = sum(int(g.n_edge[0]) for g in pyg_graphs)
     out = {
         "benchmark": args.benchmark,
         "graphs": len(graphs),

@@ -75,11 +75,28 @@ def build_ast_graphs(bench: benchmarks.Benchmark, source_field: str | None = Non
     }
 
 
+def uses_tree(model: gnn.GCNConfig) -> bool:
+    """Whether the GCN sees exactly the AST's tree (CHILD + PARENT edges): it then runs on
+    parent pointers (`codeprop.models.gnn.tree_conv`), the same result for less work."""
+    return set(model.edge_types) == {ast.CHILD, ast.PARENT}
+
+
 def model_inputs(graph, model: gnn.GCNConfig):
-    """A graph as the GCN consumes it: only the edge types it uses, sorted by receiver,
-    with precomputed GCN norms."""
-    graph = transforms.sort_edges_by_receiver(transforms.keep_edge_types(graph, model.edge_types))
-    return gnn.add_gcn_norm(graph, model.edge_types)
+    """An AST graph as the GCN consumes it: only the edges it uses (the CHILD edges alone
+    in tree mode), sorted by receiver, with precomputed GCN norms."""
+    graph = transforms.sort_edges_by_receiver(graph)
+    if uses_tree(model):
+        return gnn.add_tree_gcn_norm(graph, ast.CHILD)
+    return gnn.add_gcn_norm(transforms.keep_edge_types(graph, model.edge_types), model.edge_types)
+
+
+def make_model(model: gnn.GCNConfig, graphs, vocab_size: int, num_classes: int) -> gnn.GCN:
+    """The GCN for `model_inputs` graphs, with the fastest path their structure allows."""
+    tree = uses_tree(model)
+    symmetric = not tree and all(is_symmetric(g) for g in graphs)
+    return gnn.GCN(
+        model, vocab_size, num_classes, sorted_receivers=True, symmetric=symmetric, tree=tree
+    )
 
 
 def is_symmetric(graph) -> bool:
@@ -172,10 +189,7 @@ def run_graph_probe(
             labels=labels,
             aux=_aux_inputs(bench.examples, split["train"]) if aux_inputs else None,
         )
-        symmetric = all(is_symmetric(g) for g in data.graphs)
-        module = gnn.GCN(
-            model, len(vocab), bench.num_classes, sorted_receivers=True, symmetric=symmetric
-        )
+        module = make_model(model, data.graphs, len(vocab), bench.num_classes)
         result = graph_probe.fit(
             module, data, split, train, writer=writer, step_offset=i * (train.epochs + 1)
         )

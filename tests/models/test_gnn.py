@@ -170,3 +170,45 @@ def test_jit_matches_no_jit():
     eager = model.apply({"params": params}, batch)
     jitted = jax.jit(model.apply)({"params": params}, jraph.GraphsTuple(*batch))
     np.testing.assert_allclose(eager, jitted, rtol=1e-5, atol=1e-6)
+
+
+def test_tree_mode_equals_gcn_on_child_and_parent_edges():
+    cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=6)
+    raw = [ast.ast_graph(s, "c") for s in SOURCES]
+    vocab = ast.NodeTypeVocab.build(raw, "c")
+    encoded = [transforms.sort_edges_by_receiver(vocab.encode(g, vocab.table("c"))) for g in raw]
+    both_ways = [
+        gnn.add_gcn_norm(transforms.keep_edge_types(g, (ast.CHILD, ast.PARENT)), (0, 1))
+        for g in encoded
+    ]
+    tree = [gnn.add_tree_gcn_norm(g, ast.CHILD) for g in encoded]
+    assert [int(t.n_edge[0]) for t in tree] == [int(g.n_node[0]) - 1 for g in encoded]
+    reference = gnn.GCN(cfg, len(vocab), 2, sorted_receivers=True, symmetric=True)
+    fast = gnn.GCN(cfg, len(vocab), 2, sorted_receivers=True, tree=True)
+    params = reference.init(jax.random.key(0), _batch(both_ways))["params"]
+    want = reference.apply({"params": params}, _batch(both_ways))[:3]
+    np.testing.assert_allclose(
+        fast.apply({"params": params}, _batch(tree))[:3], want, rtol=1e-5, atol=1e-6
+    )
+
+    def loss(p, model, graphs):
+        return jnp.sum(model.apply({"params": p}, _batch(graphs))[:3] ** 2)
+
+    g_ref = jax.grad(loss)(params, reference, both_ways)
+    g_fast = jax.grad(loss)(params, fast, tree)
+    for a, b in zip(jax.tree.leaves(g_ref), jax.tree.leaves(g_fast)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_tree_norm_rejects_a_node_with_two_parents():
+    g = jraph.GraphsTuple(
+        nodes={"type": np.zeros(3, np.int32)},
+        edges={"type": np.zeros(2, np.int32)},
+        senders=np.array([0, 1], np.int32),
+        receivers=np.array([2, 2], np.int32),
+        n_node=np.array([3], np.int32),
+        n_edge=np.array([2], np.int32),
+        globals=None,
+    )
+    with pytest.raises(ValueError, match="at most one parent"):
+        gnn.add_tree_gcn_norm(g)

@@ -31,7 +31,7 @@ def test_overfits_eight_graphs():
     data, vocab_size = _data(cfg)
     everything = np.arange(8)
     split = {"train": everything, "validation": everything, "test": everything}
-    model = gnn.GCN(cfg, vocab_size, 2, sorted_receivers=True, symmetric=True)
+    model = experiment.make_model(cfg, data.graphs, vocab_size, 2)
     config = graph_probe.TrainConfig(epochs=150, batch_size=4, learning_rate=0.02)
     result = graph_probe.fit(model, data, split, config)
     assert (result["test_logits"].argmax(-1) == LABELS).mean() == 1.0
@@ -46,7 +46,7 @@ def test_same_seed_same_bytes_and_rows_in_order():
     labels = np.concatenate([LABELS, 1 - LABELS[:4]])
     data, vocab_size = _data(cfg, labels, graph_of)
     split = {"train": np.arange(12), "validation": np.array([9, 1]), "test": np.array([11, 3, 5])}
-    model = gnn.GCN(cfg, vocab_size, 2, sorted_receivers=True, symmetric=True)
+    model = experiment.make_model(cfg, data.graphs, vocab_size, 2)
     config = graph_probe.TrainConfig(epochs=3, batch_size=3, learning_rate=0.01, seed=7)
     a = graph_probe.fit(model, data, split, config)
     b = graph_probe.fit(model, data, split, config)
