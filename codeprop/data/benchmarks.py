@@ -56,9 +56,18 @@ def load(
     Returns:
       The `Benchmark`.
     """
-    import tensorflow_datasets as tfds  # Heavy (imports TensorFlow): only when loading.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf  # Heavy: imported only when loading.
+    import tensorflow_datasets as tfds
 
     from codeprop.data import builders
+
+    # TensorFlow only reads files here: keep it off accelerators that JAX uses.
+    try:
+        tf.config.set_visible_devices([], "GPU")
+    except RuntimeError:  # TensorFlow was initialised before; leave it as it is.
+        pass
+    tfds.disable_progress_bar()
 
     if name not in NAMES:
         raise ValueError(f"unknown benchmark {name!r}; expected one of {NAMES}")

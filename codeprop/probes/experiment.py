@@ -219,7 +219,7 @@ def run_graph_probe(
     results = {
         "benchmark": benchmark,
         "representation": representation,
-        "model": "GCN",
+        "model": "GCN + aux inputs" if aux_inputs else "GCN",
         "protocol": protocol,
         "num_folds_run": len(folds),
         "split_seed": split_seed,
