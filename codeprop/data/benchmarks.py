@@ -8,6 +8,7 @@ default ``~/tensorflow_datasets``) and are reused on later calls.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -63,10 +64,9 @@ def load(
     from codeprop.data import builders
 
     # TensorFlow only reads files here: keep it off accelerators that JAX uses.
-    try:
+    # A RuntimeError means TensorFlow was initialised before: leave it as it is.
+    with contextlib.suppress(RuntimeError):
         tf.config.set_visible_devices([], "GPU")
-    except RuntimeError:  # TensorFlow was initialised before; leave it as it is.
-        pass
     tfds.disable_progress_bar()
 
     if name not in NAMES:
