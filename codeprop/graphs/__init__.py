@@ -1,0 +1,1 @@
+"""Program graphs (numpy only): AST graphs (`ast`), transforms, padded batching."""

@@ -1,0 +1,1 @@
+"""Models (flax linen): graph neural networks (`gnn`)."""

@@ -1,0 +1,1 @@
+"""Training: train state and jitted steps (`steps`), host-side metrics (`metrics`)."""
