@@ -1,0 +1,40 @@
+"""Every notebook in colabs/ runs top to bottom (with small epoch counts)."""
+
+import os
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import REPO
+
+NOTEBOOKS = sorted((REPO / "colabs").glob("*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs(path, raw_dir, tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEPROP_DATA_DIR", str(raw_dir))
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    monkeypatch.setenv("CODEPROP_NOTEBOOK_EPOCHS", "2")
+    monkeypatch.setenv("CODEPROP_NOTEBOOK_FOLDS", "1")
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    outputs = "".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+    )
+    assert "680 rows, 280 faster on the GPU" in outputs
+    assert "AST + GCN + aux inputs" in outputs
+    assert os.path.exists(tmp_path / "workdir" / "notebook_devmap_amd" / "results.json")
