@@ -171,49 +171,16 @@ def run_graph_probe(
     logging.info("graphs: %s", built["report"])
     if aux_inputs and not bench.platform:
         raise ValueError("aux_inputs are devmap's transfer and wgsize; not available for POJ-104")
-    model = model if aux_inputs == bool(model.num_aux) else _with_aux(model, aux_inputs)
+    model = dataclasses.replace(model, num_aux=2 if aux_inputs else 0)
     fold_splits = make_splits(labels, protocol, num_folds, split_seed)[:max_folds]
     writer = metric_writers.create_default_writer(str(workdir / "metrics"), just_logging=False)
     folds, embeddings = [], []
     test_fold = np.full(len(labels), -1, np.int32)
     for i, split in enumerate(fold_splits):
-        start = time.perf_counter()
-        train_graphs = np.unique(built["graph_of"][split["train"]])
-        vocab = ast.NodeTypeVocab.build(
-            [built["graphs"][g] for g in train_graphs], built["language"]
-        )
-        table = vocab.table(built["language"])
-        data = graph_probe.Examples(
-            graphs=[model_inputs(vocab.encode(g, table), model) for g in built["graphs"]],
-            graph_of=built["graph_of"],
-            labels=labels,
-            aux=_aux_inputs(bench.examples, split["train"]) if aux_inputs else None,
-        )
-        module = make_model(model, data.graphs, len(vocab), bench.num_classes)
-        result = graph_probe.fit(
-            module, data, split, train, writer=writer, step_offset=i * (train.epochs + 1)
-        )
-        predictions = result["test_logits"].argmax(-1)
-        fold = {
-            "fold": i,
-            "train": len(split["train"]),
-            "validation": len(split["validation"]),
-            "test": len(split["test"]),
-            "vocab_size": len(vocab),
-            "best_epoch": result["best_epoch"],
-            "best_validation_accuracy": result["history"][result["best_epoch"] - 1][
-                "validation_accuracy"
-            ],
-            "num_params": gnn.num_params(result["params"]),
-            **metrics.classification_metrics(labels[split["test"]], predictions, bench.num_classes),
-            "seconds": round(time.perf_counter() - start, 2),
-        }
-        if bench.platform:
-            test_examples = [bench.examples[j] for j in split["test"]]
-            fold.update(devmap.speedup_over_static(predictions, test_examples, bench.platform))
+        fold, test_embeddings = _run_fold(i, split, bench, built, model, train, aux_inputs, writer)
         folds.append(fold)
         test_fold[split["test"]] = i
-        embeddings.append((split["test"], result["test_embeddings"]))
+        embeddings.append((split["test"], test_embeddings))
         logging.info("fold %d: %s", i, {k: fold[k] for k in ("accuracy", "f1", "best_epoch")})
     writer.flush()
     results = {
@@ -238,8 +205,41 @@ def run_graph_probe(
     return results
 
 
-def _with_aux(model: gnn.GCNConfig, aux_inputs: bool) -> gnn.GCNConfig:
-    return dataclasses.replace(model, num_aux=2 if aux_inputs else 0)
+def _run_fold(i, split, bench, built, model, train, aux_inputs, writer) -> tuple[dict, np.ndarray]:
+    """Trains and tests one split; returns its metrics and the test rows' embeddings."""
+    start = time.perf_counter()
+    labels = np.array(bench.labels, np.int32)
+    train_graphs = np.unique(built["graph_of"][split["train"]])
+    vocab = ast.NodeTypeVocab.build([built["graphs"][g] for g in train_graphs], built["language"])
+    table = vocab.table(built["language"])
+    data = graph_probe.Examples(
+        graphs=[model_inputs(vocab.encode(g, table), model) for g in built["graphs"]],
+        graph_of=built["graph_of"],
+        labels=labels,
+        aux=_aux_inputs(bench.examples, split["train"]) if aux_inputs else None,
+    )
+    module = make_model(model, data.graphs, len(vocab), bench.num_classes)
+    result = graph_probe.fit(
+        module, data, split, train, writer=writer, step_offset=i * (train.epochs + 1)
+    )
+    predictions = result["test_logits"].argmax(-1)
+    best = result["history"][result["best_epoch"] - 1]
+    fold = {
+        "fold": i,
+        "train": len(split["train"]),
+        "validation": len(split["validation"]),
+        "test": len(split["test"]),
+        "vocab_size": len(vocab),
+        "best_epoch": result["best_epoch"],
+        "best_validation_accuracy": best.get("validation_accuracy", float("nan")),
+        "num_params": gnn.num_params(result["params"]),
+        **metrics.classification_metrics(labels[split["test"]], predictions, bench.num_classes),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    if bench.platform:
+        test_examples = [bench.examples[j] for j in split["test"]]
+        fold.update(devmap.speedup_over_static(predictions, test_examples, bench.platform))
+    return fold, result["test_embeddings"]
 
 
 def _write_embeddings(path, embeddings, labels, test_fold) -> None:

@@ -146,7 +146,10 @@ def fit(
       validation loss and accuracy), ``test_logits`` [T, C], ``test_embeddings`` [T, D]
       and ``budget`` (the padded batch sizes used).
     """
-    graph_ids = lambda rows: np.unique(data.graph_of[rows])  # noqa: E731
+
+    def graph_ids(rows):
+        return np.unique(data.graph_of[rows])
+
     # Evaluation graphs may be larger than any training graph: the budget holds them too.
     budget = batching.estimate_budget(
         [data.graphs[g] for g in graph_ids(split["train"])],
