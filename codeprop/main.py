@@ -22,7 +22,7 @@ from absl import app, flags, logging  # noqa: E402
 import gin  # noqa: E402
 from codeprop.probes import experiment, report  # noqa: E402
 
-FLAGS = flags.DEFINE_multi_string("gin_file", [], "Gin files, applied in order.")
+GIN_FILES = flags.DEFINE_multi_string("gin_file", [], "Gin files, applied in order.")
 BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings, after the files.")
 WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", required=True)
 GIN_SEARCH_PATHS = flags.DEFINE_multi_string(
@@ -72,7 +72,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
-    results = run(FLAGS.value, BINDINGS.value, WORKDIR.value, GIN_SEARCH_PATHS.value)
+    results = run(GIN_FILES.value, BINDINGS.value, WORKDIR.value, GIN_SEARCH_PATHS.value)
     print(report.terminal(results))
     print(f"results written to {WORKDIR.value}/results.json and results.md")
 

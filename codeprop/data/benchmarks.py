@@ -75,10 +75,10 @@ def load(
     kwargs = {"raw_dir": raw_dir, "data_dir": os.fspath(tfds_dir) if tfds_dir else None}
     if name.startswith("devmap/"):
         builder = builders.Devmap(config=name.split("/")[1], **kwargs)
-        order_key, num_classes = "row", 2
+        order, num_classes = (lambda e: e["row"]), 2
     else:
         builder = builders.Poj104(**kwargs)
-        order_key, num_classes = "id", 104
+        order, num_classes = (lambda e: (e["problem"], e["index"])), 104
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(try_download_gcs=False)
     )
@@ -87,9 +87,6 @@ def load(
         examples.append(
             {k: v.decode("utf-8") if isinstance(v, bytes) else v.item() for k, v in ex.items()}
         )
-    if order_key == "row":
-        examples.sort(key=lambda e: e["row"])
-    else:
-        examples.sort(key=lambda e: (e["problem"], e["index"]))
+    examples.sort(key=order)  # tfds stores examples in hashed-key order.
     report = json.loads(builder.info.metadata.get("report", "{}"))
     return Benchmark(name=name, examples=examples, num_classes=num_classes, report=report)

@@ -185,9 +185,10 @@ def read_platform(platform: str, raw_dir: str | os.PathLike | None = None) -> di
             def read_cl(name: str) -> bytes:
                 return archive.read(cl_zip[name])
 
+        ir_available = set(ir_members)
         examples, missing_source, latin1 = [], [], set()
         for row in rows:
-            ir_name = ncc_name(row["benchmark"], row["dataset"], set(ir_members), ".ll")
+            ir_name = ncc_name(row["benchmark"], row["dataset"], ir_available, ".ll")
             if ir_name is None:
                 raise DevmapFormatError(
                     f"{zip_path}: no kernels_ir/ file for row {row['row']} "

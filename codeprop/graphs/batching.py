@@ -145,13 +145,3 @@ def pack(
         edges += ge
     if current:
         yield pad_batch([graphs[j] for j in current], budget), np.asarray(current)
-
-
-def graph_mask(batch: jraph.GraphsTuple) -> np.ndarray:
-    """[n_graph] bool: True for real graphs (everything before the first padding graph)."""
-    return jraph.get_graph_padding_mask(batch)
-
-
-def node_mask(batch: jraph.GraphsTuple) -> np.ndarray:
-    """[n_node] bool: True for nodes of real graphs."""
-    return jraph.get_node_padding_mask(batch)

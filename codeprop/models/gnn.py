@@ -278,6 +278,8 @@ class GCN(nn.Module):
         num_nodes = types.shape[0]
         if "norm" in graphs.edges:
             edge_norm, self_norm = graphs.edges["norm"], graphs.nodes["self_norm"]  # [E], [N]
+        elif self.tree:
+            raise ValueError("GCN(tree=True) needs graphs prepared by add_tree_gcn_norm")
         else:
             weight = edge_weights(graphs, cfg.edge_types, jnp.float32)  # [E]
             edge_norm, self_norm = gcn_norm(graphs.senders, graphs.receivers, weight, num_nodes)

@@ -12,7 +12,6 @@ that notebooks call directly. It writes to ``workdir``:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import pathlib
@@ -51,11 +50,10 @@ def build_ast_graphs(bench: benchmarks.Benchmark, source_field: str | None = Non
     start = time.perf_counter()
     for ex in bench.examples:
         text = _source_of(bench, ex, source_field)
-        key = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
-        if key not in index:
-            index[key] = len(graphs)
+        if text not in index:
+            index[text] = len(graphs)
             graphs.append(ast.ast_graph(text, language))
-        graph_of.append(index[key])
+        graph_of.append(index[text])
     seconds = time.perf_counter() - start
     errors = np.array([int(g.globals["parse_errors"][0]) for g in graphs])
     nodes = np.array([int(g.n_node[0]) for g in graphs])
@@ -83,20 +81,24 @@ def uses_tree(model: gnn.GCNConfig) -> bool:
 
 def model_inputs(graph, model: gnn.GCNConfig):
     """An AST graph as the GCN consumes it: only the edges it uses (the CHILD edges alone
-    in tree mode), sorted by receiver, with precomputed GCN norms."""
+    in tree mode), sorted by receiver, with precomputed GCN norms. Independent of the
+    node-type vocabulary: `NodeTypeVocab.encode` can come before or after."""
     graph = transforms.sort_edges_by_receiver(graph)
     if uses_tree(model):
         return gnn.add_tree_gcn_norm(graph, ast.CHILD)
     return gnn.add_gcn_norm(transforms.keep_edge_types(graph, model.edge_types), model.edge_types)
 
 
-def make_model(model: gnn.GCNConfig, graphs, vocab_size: int, num_classes: int) -> gnn.GCN:
-    """The GCN for `model_inputs` graphs, with the fastest path their structure allows."""
+def fast_paths(model: gnn.GCNConfig, graphs) -> dict[str, bool]:
+    """The `gnn.GCN` flags that `model_inputs` graphs allow: the fastest correct path."""
     tree = uses_tree(model)
     symmetric = not tree and all(is_symmetric(g) for g in graphs)
-    return gnn.GCN(
-        model, vocab_size, num_classes, sorted_receivers=True, symmetric=symmetric, tree=tree
-    )
+    return {"sorted_receivers": True, "symmetric": symmetric, "tree": tree}
+
+
+def make_model(model: gnn.GCNConfig, graphs, vocab_size: int, num_classes: int) -> gnn.GCN:
+    """The GCN for `model_inputs` graphs, with the fastest path their structure allows."""
+    return gnn.GCN(model, vocab_size, num_classes, **fast_paths(model, graphs))
 
 
 def is_symmetric(graph) -> bool:
@@ -172,6 +174,9 @@ def run_graph_probe(
     if aux_inputs and not bench.platform:
         raise ValueError("aux_inputs are devmap's transfer and wgsize; not available for POJ-104")
     model = dataclasses.replace(model, num_aux=2 if aux_inputs else 0)
+    # Edge selection, sorting and norms do not depend on the fold: done once.
+    built["inputs"] = [model_inputs(g, model) for g in built["graphs"]]
+    built["fast_paths"] = fast_paths(model, built["inputs"])
     fold_splits = make_splits(labels, protocol, num_folds, split_seed)[:max_folds]
     writer = metric_writers.create_default_writer(str(workdir / "metrics"), just_logging=False)
     folds, embeddings = [], []
@@ -213,12 +218,12 @@ def _run_fold(i, split, bench, built, model, train, aux_inputs, writer) -> tuple
     vocab = ast.NodeTypeVocab.build([built["graphs"][g] for g in train_graphs], built["language"])
     table = vocab.table(built["language"])
     data = graph_probe.Examples(
-        graphs=[model_inputs(vocab.encode(g, table), model) for g in built["graphs"]],
+        graphs=[vocab.encode(g, table) for g in built["inputs"]],
         graph_of=built["graph_of"],
         labels=labels,
         aux=_aux_inputs(bench.examples, split["train"]) if aux_inputs else None,
     )
-    module = make_model(model, data.graphs, len(vocab), bench.num_classes)
+    module = gnn.GCN(model, len(vocab), bench.num_classes, **built["fast_paths"])
     result = graph_probe.fit(
         module, data, split, train, writer=writer, step_offset=i * (train.epochs + 1)
     )

@@ -44,11 +44,15 @@ def create_train_state(
     )
 
 
+def masked_mean(losses: jax.Array, mask: jax.Array) -> jax.Array:
+    """Mean of the [R] per-row losses over the real (mask=True) rows."""
+    weights = mask.astype(losses.dtype)
+    return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
 def masked_cross_entropy(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.Array:
     """Mean softmax cross-entropy over the real (mask=True) rows of [R, C] logits."""
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)  # [R]
-    weights = mask.astype(logits.dtype)
-    return jnp.sum(losses * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+    return masked_mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels), mask)
 
 
 @struct.dataclass
@@ -59,8 +63,9 @@ class ClassificationMetrics(metrics.Collection):
     accuracy: metrics.Accuracy
 
 
-def _metrics(logits, labels, mask) -> ClassificationMetrics:
-    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)  # [R]
+def _metrics(logits, labels, mask, losses=None) -> ClassificationMetrics:
+    if losses is None:
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)  # [R]
     return ClassificationMetrics.single_from_model_output(
         loss=losses, logits=logits, labels=labels, mask=mask
     )
@@ -82,11 +87,12 @@ def train_step(
             deterministic=False,
             rngs={"dropout": dropout_rng},
         )
-        return masked_cross_entropy(logits, batch["labels"], batch["mask"]), logits
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"])
+        return masked_mean(losses, batch["mask"]), (logits, losses)
 
-    (_, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (_, (logits, losses)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads)
-    return state, _metrics(logits, batch["labels"], batch["mask"])
+    return state, _metrics(logits, batch["labels"], batch["mask"], losses)
 
 
 @jax.jit

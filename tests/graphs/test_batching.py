@@ -41,9 +41,9 @@ def test_pad_unpad_unbatch_round_trip(graphs):
 def test_masks(graphs):
     budget = batching.Budget(n_node=256, n_edge=512, n_graph=8)
     padded = batching.pad_batch(graphs, budget)
-    assert np.asarray(batching.graph_mask(padded)).tolist() == [True] * 5 + [False] * 3
+    assert np.asarray(jraph.get_graph_padding_mask(padded)).tolist() == [True] * 5 + [False] * 3
     real_nodes = sum(int(g.n_node[0]) for g in graphs)
-    mask = np.asarray(batching.node_mask(padded))
+    mask = np.asarray(jraph.get_node_padding_mask(padded))
     assert mask[:real_nodes].all() and not mask[real_nodes:].any()
 
 
