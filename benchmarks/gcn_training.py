@@ -78,7 +78,9 @@ def time_pyg(graphs, labels, vocab_size, cfg, num_classes, batch_size, epochs, l
     return times, sum(p.numel() for p in model.parameters())
 
 
-def time_codeprop(graphs, labels, vocab_size, cfg, num_classes, batch_size, epochs, lr, seed):
+def time_codeprop(
+    graphs, labels, vocab_size, cfg, num_classes, batch_size, epochs, lr, seed, steps_per_call
+):
     data = graph_probe.Examples.one_graph_per_row(graphs, labels)
     budget = batching.estimate_budget(graphs, batch_size)
     num_rows = graph_probe.row_budget(data, budget)
@@ -87,11 +89,14 @@ def time_codeprop(graphs, labels, vocab_size, cfg, num_classes, batch_size, epoc
     first, _ = next(graph_probe.batches(data, train[:1], budget, num_rows))
     state = steps.create_train_state(model, first, seed, steps.adamw(lr))
     shuffle = np.random.default_rng(seed)
+    # As `graph_probe.fit` does: a fixed number of steps per call, from the first epoch.
+    order = shuffle.permutation(train)
+    per_call = min(steps_per_call, graph_probe.num_batches(data, order, budget) + 1)
     times = []
-    for _ in range(epochs + 1):
+    for epoch in range(epochs + 1):
         start = time.perf_counter()
-        for batch, _ in graph_probe.batches(data, shuffle.permutation(train), budget, num_rows):
-            state, metrics = steps.train_step(state, batch)
+        order = order if epoch == 0 else shuffle.permutation(train)
+        state, _ = graph_probe.train_epoch(state, data, order, budget, num_rows, per_call)
         jax.block_until_ready(state.params)
         times.append(time.perf_counter() - start)
     return times, gnn.num_params(state.params), budget
@@ -105,6 +110,12 @@ def main():
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--embed", type=int, default=36)
+    parser.add_argument(
+        "--steps_per_call",
+        type=int,
+        default=graph_probe.TrainConfig.steps_per_call,
+        help="codeprop training steps per jitted call (1: one call per step)",
+    )
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
 
@@ -142,7 +153,7 @@ def main():
         1e-3,
         0,
     )
-    jax_times, jax_params, budget = time_codeprop(*common)
+    jax_times, jax_params, budget = time_codeprop(*common, args.steps_per_call)
     pyg_times, pyg_params = time_pyg(pyg_graphs, *common[1:])
     assert jax_params == pyg_params, (jax_params, pyg_params)
     nodes = sum(int(g.n_node[0]) for g in pyg_graphs)
@@ -154,6 +165,7 @@ def main():
         "edges": edges,
         "params": jax_params,
         "batch_size": args.batch_size,
+        "steps_per_call": args.steps_per_call,
         "budget": vars(budget),
         "codeprop_first_epoch_s": jax_times[0],
         "codeprop_epoch_s": float(np.mean(jax_times[1:])),

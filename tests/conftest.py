@@ -11,6 +11,17 @@ import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TESTDATA = REPO / "tests" / "testdata"
+# Eight small C programs for model and probe tests (labels chosen per test).
+SMALL_C_PROGRAMS = [
+    "int a(int x) { return x + 1; }",
+    "void b(float *p, int n) { for (int i = 0; i < n; i++) p[i] = 0; }",
+    "struct c { int x; int y; };",
+    "int d() { int s = 0; while (s < 10) s++; return s; }",
+    "double e(double x) { return x > 0 ? x : -x; }",
+    "void f() { if (1) { g(); } else { h(); } }",
+    "char *k(char *s) { return s; }",
+    "int m[10]; int n() { return m[3] * m[4]; }",
+]
 
 
 def _find_raw_dir() -> pathlib.Path | None:

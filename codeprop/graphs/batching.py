@@ -109,6 +109,38 @@ def pad_batch(graphs: Sequence[jraph.GraphsTuple], budget: Budget) -> jraph.Grap
     )
 
 
+def plan(
+    graphs: Sequence[jraph.GraphsTuple], budget: Budget, order: Sequence[int] | None = None
+) -> list[np.ndarray]:
+    """The graph indices of each batch `pack` makes (greedy, in `order`), without packing.
+
+    Raises:
+      ValueError: a graph does not fit an empty batch.
+    """
+    order = np.arange(len(graphs)) if order is None else np.asarray(order)
+    groups: list[np.ndarray] = []
+    current: list[int] = []
+    nodes = edges = 0
+    for i in order:
+        g = graphs[i]
+        gn, ge = int(g.n_node.sum()), int(g.n_edge.sum())
+        if gn >= budget.n_node or ge > budget.n_edge:
+            raise ValueError(f"graph {i} ({gn} nodes, {ge} edges) exceeds the budget {budget}")
+        if current and (
+            nodes + gn >= budget.n_node
+            or edges + ge > budget.n_edge
+            or len(current) + 1 >= budget.n_graph
+        ):
+            groups.append(np.asarray(current))
+            current, nodes, edges = [], 0, 0
+        current.append(int(i))
+        nodes += gn
+        edges += ge
+    if current:
+        groups.append(np.asarray(current))
+    return groups
+
+
 def pack(
     graphs: Sequence[jraph.GraphsTuple], budget: Budget, order: Sequence[int] | None = None
 ) -> Iterator[tuple[jraph.GraphsTuple, np.ndarray]]:
@@ -125,23 +157,5 @@ def pack(
     Raises:
       ValueError: a graph does not fit an empty batch.
     """
-    order = np.arange(len(graphs)) if order is None else np.asarray(order)
-    current: list[int] = []
-    nodes = edges = 0
-    for i in order:
-        g = graphs[i]
-        gn, ge = int(g.n_node.sum()), int(g.n_edge.sum())
-        if gn >= budget.n_node or ge > budget.n_edge:
-            raise ValueError(f"graph {i} ({gn} nodes, {ge} edges) exceeds the budget {budget}")
-        if current and (
-            nodes + gn >= budget.n_node
-            or edges + ge > budget.n_edge
-            or len(current) + 1 >= budget.n_graph
-        ):
-            yield pad_batch([graphs[j] for j in current], budget), np.asarray(current)
-            current, nodes, edges = [], 0, 0
-        current.append(int(i))
-        nodes += gn
-        edges += ge
-    if current:
-        yield pad_batch([graphs[j] for j in current], budget), np.asarray(current)
+    for group in plan(graphs, budget, order):
+        yield pad_batch([graphs[j] for j in group], budget), group

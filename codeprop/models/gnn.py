@@ -183,55 +183,119 @@ def add_gcn_norm(graph: jraph.GraphsTuple, edge_types: Sequence[int]) -> jraph.G
     )
 
 
-def add_tree_gcn_norm(graph: jraph.GraphsTuple, tree_edge_type: int = 0) -> jraph.GraphsTuple:
-    """Host-side, for `GCN(tree=True)`: keeps only the parent->child edges of a forest and
-    stores the norms of the undirected tree (each edge used both ways) as ``edges["norm"]``
-    [E] and ``nodes["self_norm"]`` [N].
+def _depths(parent: np.ndarray) -> np.ndarray:
+    """[N] depth of each node of a forest given as parent pointers (roots point at
+    themselves), by pointer jumping: O(N log depth).
 
     Raises:
-      ValueError: a node has more than one parent (the edges are not a forest).
+      ValueError: the pointers contain a cycle.
+    """
+    num_nodes = len(parent)
+    depth = (parent != np.arange(num_nodes)).astype(np.int64)
+    ancestor = parent.copy()
+    for _ in range(max(1, int(np.ceil(np.log2(max(num_nodes, 2))))) + 1):
+        next_ancestor = ancestor[ancestor]
+        if np.array_equal(next_ancestor, ancestor):
+            return depth
+        depth = depth + np.where(ancestor != next_ancestor, depth[ancestor], 0)
+        ancestor = next_ancestor
+    raise ValueError("tree edges contain a cycle")
+
+
+def add_tree_gcn_norm(graph: jraph.GraphsTuple, tree_edge_type: int = 0) -> jraph.GraphsTuple:
+    """Host-side, for `GCN(tree=True)`: the forest of a graph's parent->child edges as
+    parent pointers, nodes renumbered breadth-first, with the undirected tree's GCN norms.
+
+    Breadth-first order (by depth, ties in the input's order) makes parent indices sorted,
+    so the model's gathers and scatters run over sorted indices; it holds across the graphs
+    of a padded batch too. The GCN is invariant to the numbering, and pooling only needs
+    each graph's nodes to stay together. Node features are permuted with the nodes; edges
+    are dropped (the pointers replace them). Added node features, each [N]:
+
+      ``parent_offset`` (int32) parent index minus own index (<= 0; 0 for roots, whose
+        parent is the graph's first node with norm 0), so it survives concatenation;
+      ``parent_norm`` ``1 / sqrt(d_i d_parent)`` for the edge to the parent, 0 for roots;
+      ``self_norm`` ``1 / d_i``, with ``d_i = 1 + children + (1 if i has a parent)``.
+
+    Raises:
+      ValueError: a node has more than one parent, the edges have a cycle, or the input
+        numbering does not give sorted parents breadth-first (number nodes in preorder,
+        as `codeprop.graphs.ast.ast_graph` does).
     """
     keep = graph.edges["type"] == tree_edge_type
     senders, receivers = graph.senders[keep], graph.receivers[keep]
     num_nodes = int(np.sum(graph.n_node))
     if np.bincount(receivers, minlength=num_nodes).max(initial=0) > 1:
         raise ValueError("tree edges must give every node at most one parent")
-    undirected_s = np.concatenate([senders, receivers])
-    undirected_r = np.concatenate([receivers, senders])
-    ones = np.ones(len(undirected_s), np.float32)
-    edge_norm, self_norm = gcn_norm(undirected_s, undirected_r, ones, num_nodes)
+    parent = np.arange(num_nodes)
+    parent[receivers] = senders
+    is_root = parent == np.arange(num_nodes)
+    order = np.lexsort((np.arange(num_nodes), _depths(parent)))  # Breadth-first.
+    position = np.empty(num_nodes, np.int64)
+    position[order] = np.arange(num_nodes)
+    new_parent = np.where(is_root[order], 0, position[parent[order]])
+    if np.any(np.diff(new_parent) < 0):
+        raise ValueError(
+            "breadth-first order does not sort the parents: number the nodes in preorder"
+        )
+    degree = 1.0 + np.bincount(senders, minlength=num_nodes) + (~is_root)
+    parent_norm = np.where(is_root, 0.0, 1.0 / np.sqrt(degree * degree[parent]))
     return graph._replace(
-        nodes={**graph.nodes, "self_norm": self_norm},
-        edges={**{k: v[keep] for k, v in graph.edges.items()}, "norm": edge_norm[: len(senders)]},
-        senders=senders,
-        receivers=receivers,
-        n_edge=np.array([len(senders)], np.int32),
+        nodes={
+            **{k: v[order] for k, v in graph.nodes.items()},
+            "parent_offset": (new_parent - np.arange(num_nodes)).astype(np.int32),
+            "parent_norm": parent_norm[order].astype(np.float32),
+            "self_norm": (1.0 / degree[order]).astype(np.float32),
+        },
+        edges={},
+        senders=np.zeros(0, np.int32),
+        receivers=np.zeros(0, np.int32),
+        n_edge=np.zeros_like(graph.n_edge),
     )
 
 
+def _tree_propagate(nodes, parent, parent_norm, self_norm):
+    """``P @ nodes`` for the forest's normalised adjacency P (self-loops included)."""
+    scaled = nodes * parent_norm[:, None]  # [N, H]
+    from_parent = nodes.at[parent].get(mode="promise_in_bounds", indices_are_sorted=True)
+    from_children = jax.ops.segment_sum(
+        scaled, parent, nodes.shape[0], indices_are_sorted=True, mode="promise_in_bounds"
+    )
+    return from_parent * parent_norm[:, None] + from_children + nodes * self_norm[:, None]
+
+
+@jax.custom_vjp
 def tree_conv(
     nodes: jax.Array, parent: jax.Array, parent_norm: jax.Array, self_norm: jax.Array
 ) -> jax.Array:
-    """`graph_conv` over an undirected forest given by parent pointers.
+    """`graph_conv` over an undirected forest given by sorted parent pointers.
 
-    Each node receives from its parent and its children; with one parent per node the
-    messages need one gather and one scatter of N rows (instead of 2(N-1) edges each way).
+    Each node receives from its parent and its children: one gather and one scatter of N
+    rows (instead of 2(N-1) edges each way), both over sorted indices. The normalised
+    adjacency is symmetric, so the backward pass is the same propagation of the gradient.
 
     Args:
       nodes: [N, H] node states.
-      parent: [N] int parent of each node (any node, e.g. itself, for roots).
+      parent: [N] int parent of each node, nondecreasing (`add_tree_gcn_norm` order).
       parent_norm: [N] norm of the edge to the parent, ``1 / sqrt(d_i d_parent)``; 0 for
         roots and padding.
       self_norm: [N] ``1 / d_i``.
 
     Returns:
-      [N, H] new node states.
+      [N, H] new node states. Gradients flow to `nodes` only.
     """
-    nodes = jax.lax.optimization_barrier(nodes)  # See graph_conv.
-    scaled = nodes * parent_norm[:, None]  # [N, H]
-    from_parent = _gather(nodes, parent) * parent_norm[:, None]  # [N, H]
-    from_children = jax.ops.segment_sum(scaled, parent, nodes.shape[0], mode="promise_in_bounds")
-    return from_parent + from_children + nodes * self_norm[:, None]
+    return _tree_propagate(nodes, parent, parent_norm, self_norm)
+
+
+def _tree_conv_fwd(nodes, parent, parent_norm, self_norm):
+    return _tree_propagate(nodes, parent, parent_norm, self_norm), (parent, parent_norm, self_norm)
+
+
+def _tree_conv_bwd(residuals, grad):
+    return _tree_propagate(grad, *residuals), None, None, None
+
+
+tree_conv.defvjp(_tree_conv_fwd, _tree_conv_bwd)
 
 
 class GCN(nn.Module):
@@ -245,9 +309,9 @@ class GCN(nn.Module):
         `codeprop.graphs.transforms.sort_edges_by_receiver` makes them): a faster scatter.
       symmetric: the kept edges form an undirected graph (each edge has a reverse twin,
         e.g. the AST's CHILD and PARENT edges): a faster backward pass.
-      tree: the batch's edges are the parent->child edges of a forest, to be used in both
-        directions (`add_tree_gcn_norm` makes them from an AST): the same GCN as on the
-        CHILD and PARENT edges, with half the gather/scatter traffic (`tree_conv`).
+      tree: the batch's graphs are forests prepared by `add_tree_gcn_norm` (sorted parent
+        pointers as node features), used in both directions: the same GCN as on an AST's
+        CHILD and PARENT edges, with a quarter of the gather/scatter traffic (`tree_conv`).
         Input that breaks a promise gives wrong results.
 
     Graphs may carry precomputed norms (`add_gcn_norm`: ``edges["norm"]``,
@@ -276,27 +340,16 @@ class GCN(nn.Module):
         cfg = self.config
         types = graphs.nodes["type"]  # [N]
         num_nodes = types.shape[0]
-        if "norm" in graphs.edges:
+        if self.tree:
+            if "parent_offset" not in graphs.nodes:
+                raise ValueError("GCN(tree=True) needs graphs prepared by add_tree_gcn_norm")
+            parent = jnp.arange(num_nodes) + graphs.nodes["parent_offset"]  # [N], sorted
+            parent_norm, self_norm = graphs.nodes["parent_norm"], graphs.nodes["self_norm"]
+        elif "norm" in graphs.edges:
             edge_norm, self_norm = graphs.edges["norm"], graphs.nodes["self_norm"]  # [E], [N]
-        elif self.tree:
-            raise ValueError("GCN(tree=True) needs graphs prepared by add_tree_gcn_norm")
         else:
             weight = edge_weights(graphs, cfg.edge_types, jnp.float32)  # [E]
             edge_norm, self_norm = gcn_norm(graphs.senders, graphs.receivers, weight, num_nodes)
-        if self.tree:
-            # Parent pointers from the (one per node) incoming tree edges; padding edges
-            # have norm 0 and are ignored.
-            real = edge_norm > 0
-            parent = jax.ops.segment_max(
-                jnp.where(real, graphs.senders, -1),
-                graphs.receivers,
-                num_nodes,
-                indices_are_sorted=self.sorted_receivers,
-            )  # [N]
-            parent = jnp.where(parent >= 0, parent, jnp.arange(num_nodes))
-            parent_norm = jax.ops.segment_sum(
-                edge_norm, graphs.receivers, num_nodes, indices_are_sorted=self.sorted_receivers
-            )  # [N]
         x = None
         for i, conv in enumerate(self.convs):
             if i == 0:
@@ -307,7 +360,7 @@ class GCN(nn.Module):
                 h = conv(self.dropout(x, deterministic=deterministic))  # [N, D_i]
             # Transform, then propagate (Kipf's order): the gathers move D_i-wide rows.
             if self.tree:
-                h = tree_conv(h, parent, parent_norm, self_norm)
+                h = tree_conv(jax.lax.optimization_barrier(h), parent, parent_norm, self_norm)
             else:
                 h = graph_conv(
                     h,

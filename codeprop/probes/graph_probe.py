@@ -30,6 +30,9 @@ class TrainConfig:
       learning_rate: AdamW learning rate.
       weight_decay: AdamW decoupled weight decay.
       seed: parameter initialisation, dropout and shuffling seed.
+      steps_per_call: most training steps run in one jitted call (`steps.train_steps`;
+        fewer when an epoch has fewer batches); an epoch's last call is padded with inactive
+        steps. Results do not depend on it beyond floating-point reassociation.
     """
 
     epochs: int = 60
@@ -37,6 +40,11 @@ class TrainConfig:
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
     seed: int = 0
+    steps_per_call: int = 16
+
+    def __post_init__(self):
+        if self.steps_per_call < 1:
+            raise ValueError("steps_per_call must be at least 1")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +75,19 @@ def row_budget(data: Examples, budget: batching.Budget) -> int:
     return (budget.n_graph - 1) * most
 
 
+def _graph_order(data: Examples, rows: np.ndarray) -> dict[int, list[int]]:
+    """Rows grouped by graph, graphs in order of first appearance."""
+    groups: dict[int, list[int]] = {}
+    for r in rows:
+        groups.setdefault(int(data.graph_of[r]), []).append(int(r))
+    return groups
+
+
+def num_batches(data: Examples, rows: np.ndarray, budget: batching.Budget) -> int:
+    """How many batches `batches` makes of `rows`."""
+    return len(batching.plan(data.graphs, budget, list(_graph_order(data, rows))))
+
+
 def batches(data: Examples, rows: np.ndarray, budget: batching.Budget, num_rows: int):
     """Padded batches of `rows`: their graphs packed once each, in first-appearance order.
 
@@ -74,9 +95,7 @@ def batches(data: Examples, rows: np.ndarray, budget: batching.Budget, num_rows:
       (batch, batch_rows): the batch dict (``inputs``, ``rows`` [R], ``labels`` [R],
       ``mask`` [R], ``aux`` [R, A]) and the example indices of its real rows, in order.
     """
-    groups: dict[int, list[int]] = {}
-    for r in rows:
-        groups.setdefault(int(data.graph_of[r]), []).append(int(r))
+    groups = _graph_order(data, rows)
     for graph, slots in batching.pack(data.graphs, budget, list(groups)):
         batch_rows = np.concatenate([groups[g] for g in slots]).astype(np.int64)
         slot_of_row = np.repeat(np.arange(len(slots)), [len(groups[g]) for g in slots])
@@ -95,6 +114,48 @@ def batches(data: Examples, rows: np.ndarray, budget: batching.Budget, num_rows:
             batch["aux"] = np.zeros((num_rows, data.aux.shape[1]), np.float32)
             batch["aux"][:n] = data.aux[batch_rows]
         yield batch, batch_rows
+
+
+def _stack(items: list[dict], size: int) -> tuple[dict, np.ndarray]:
+    """Stacks batches along a new axis, padded to `size` with inactive copies of the last.
+
+    Returns:
+      (stacked batches, [size] bool active flags).
+    """
+    active = np.arange(size) < len(items)
+    items = items + [items[-1]] * (size - len(items))
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *items), active
+
+
+def train_epoch(
+    state: steps.TrainState,
+    data: Examples,
+    rows: np.ndarray,
+    budget: batching.Budget,
+    num_rows: int,
+    steps_per_call: int = 16,
+) -> tuple[steps.TrainState, steps.ClassificationMetrics]:
+    """One pass over `rows` in their order, `steps_per_call` steps per jitted call.
+
+    Returns:
+      The new state and the merged training metrics of the pass.
+    """
+    merged = None
+    pending: list[dict] = []
+
+    def flush(state, merged):
+        stacked, active = _stack(pending, steps_per_call)
+        state, m = steps.train_steps(state, stacked, active)
+        pending.clear()
+        return state, m if merged is None else merged.merge(m)
+
+    for batch, _ in batches(data, rows, budget, num_rows):
+        pending.append(batch)
+        if len(pending) == steps_per_call:
+            state, merged = flush(state, merged)
+    if pending:
+        state, merged = flush(state, merged)
+    return state, merged
 
 
 def evaluate(state, data: Examples, rows, budget, num_rows, with_embeddings=False) -> dict:
@@ -167,11 +228,12 @@ def fit(
     best = {"accuracy": -1.0, "epoch": 0, "params": state.params}
     history = []
     val_labels = data.labels[split["validation"]]
+    per_call = None
     for epoch in range(1, config.epochs + 1):
-        merged = None
-        for batch, _ in batches(data, shuffle.permutation(split["train"]), budget, num_rows):
-            state, m = steps.train_step(state, batch)
-            merged = m if merged is None else merged.merge(m)
+        order = shuffle.permutation(split["train"])
+        if per_call is None:  # Fixed for the run (one compilation), from the first epoch.
+            per_call = min(config.steps_per_call, num_batches(data, order, budget) + 1)
+        state, merged = train_epoch(state, data, order, budget, num_rows, per_call)
         computed = merged.compute()
         record = {
             "epoch": epoch,

@@ -182,7 +182,9 @@ def test_tree_mode_equals_gcn_on_child_and_parent_edges():
         for g in encoded
     ]
     tree = [gnn.add_tree_gcn_norm(g, ast.CHILD) for g in encoded]
-    assert [int(t.n_edge[0]) for t in tree] == [int(g.n_node[0]) - 1 for g in encoded]
+    assert [int(t.n_edge[0]) for t in tree] == [0] * len(tree)
+    for t in tree:
+        assert np.all(np.diff(np.arange(len(t.nodes["type"])) + t.nodes["parent_offset"]) >= 0)
     reference = gnn.GCN(cfg, len(vocab), 2, sorted_receivers=True, symmetric=True)
     fast = gnn.GCN(cfg, len(vocab), 2, sorted_receivers=True, tree=True)
     params = reference.init(jax.random.key(0), _batch(both_ways))["params"]
@@ -212,3 +214,69 @@ def test_tree_norm_rejects_a_node_with_two_parents():
     )
     with pytest.raises(ValueError, match="at most one parent"):
         gnn.add_tree_gcn_norm(g)
+
+
+def _forest(parent):
+    """A one-graph forest from parent pointers (-1 for roots) as CHILD edges."""
+    parent = np.asarray(parent)
+    child = np.flatnonzero(parent >= 0)
+    return jraph.GraphsTuple(
+        nodes={"type": np.arange(len(parent), dtype=np.int32)},
+        edges={"type": np.zeros(len(child), np.int32)},
+        senders=parent[child].astype(np.int32),
+        receivers=child.astype(np.int32),
+        n_node=np.array([len(parent)], np.int32),
+        n_edge=np.array([len(child)], np.int32),
+        globals=None,
+    )
+
+
+def test_tree_norm_breadth_first_order_and_dense_formula():
+    # Two roots, 0 -> {1 -> {2, 3}, 5} and 4 -> {6}.
+    parent = [-1, 0, 1, 1, -1, 0, 4]
+    g = gnn.add_tree_gcn_norm(_forest(parent))
+    # Depth 0: 0, 4; depth 1: 1, 5, 6; depth 2: 2, 3.
+    assert g.nodes["type"].tolist() == [0, 4, 1, 5, 6, 2, 3]
+    new_parent = np.arange(7) + g.nodes["parent_offset"]
+    assert new_parent.tolist() == [0, 0, 0, 0, 1, 2, 2]
+    assert g.nodes["parent_norm"][:2].tolist() == [0.0, 0.0]
+    assert int(g.n_edge[0]) == 0 and len(g.senders) == 0
+    # tree_conv in the new order equals the dense GCN formula on the undirected forest.
+    old = np.asarray(parent)
+    child = np.flatnonzero(old >= 0)
+    x = np.random.default_rng(0).normal(size=(7, 3)).astype(np.float32)
+    want = _dense_gcn_reference(
+        x, np.concatenate([old[child], child]), np.concatenate([child, old[child]]), 7
+    )[g.nodes["type"]]
+    got = gnn.tree_conv(
+        jnp.asarray(x[g.nodes["type"]]),
+        jnp.asarray(new_parent),
+        g.nodes["parent_norm"],
+        g.nodes["self_norm"],
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_tree_conv_backward_equals_autodiff():
+    g = gnn.add_tree_gcn_norm(_forest([-1, 0, 0, 1, 1, 2, -1, 6]))
+    parent = jnp.arange(8) + g.nodes["parent_offset"]
+    w = jnp.asarray(np.random.default_rng(3).normal(size=(8, 4)).astype(np.float32))
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(8, 4)).astype(np.float32))
+
+    def loss(x, fn):
+        return jnp.sum(jnp.tanh(fn(x, parent, g.nodes["parent_norm"], g.nodes["self_norm"])) * w)
+
+    np.testing.assert_allclose(
+        jax.grad(loss)(x, gnn.tree_conv),
+        jax.grad(loss)(x, gnn._tree_propagate),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_tree_norm_rejects_cycles_and_unsortable_numbering():
+    with pytest.raises(ValueError, match="cycle"):
+        gnn.add_tree_gcn_norm(_forest([2, 0, 1]))
+    # 0 -> {1, 2}, 2 -> 3, 1 -> 4: at depth 2, node 3 (parent 2) precedes 4 (parent 1).
+    with pytest.raises(ValueError, match="preorder"):
+        gnn.add_tree_gcn_norm(_forest([-1, 0, 0, 2, 1]))

@@ -5,16 +5,9 @@ from codeprop.graphs import ast, batching
 from codeprop.models import gnn
 from codeprop.probes import experiment, graph_probe
 
-PROGRAMS = [
-    "int a(int x) { return x + 1; }",
-    "void b(float *p, int n) { for (int i = 0; i < n; i++) p[i] = 0; }",
-    "struct c { int x; int y; };",
-    "int d() { int s = 0; while (s < 10) s++; return s; }",
-    "double e(double x) { return x > 0 ? x : -x; }",
-    "void f() { if (1) { g(); } else { h(); } }",
-    "char *k(char *s) { return s; }",
-    "int m[10]; int n() { return m[3] * m[4]; }",
-]
+from conftest import SMALL_C_PROGRAMS
+
+PROGRAMS = SMALL_C_PROGRAMS
 LABELS = np.array([0, 1, 0, 1, 1, 0, 0, 1], np.int32)
 
 

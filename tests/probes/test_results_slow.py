@@ -10,9 +10,9 @@ from codeprop.probes import experiment, graph_probe
 @pytest.mark.parametrize(
     ("benchmark", "epochs", "aux", "at_least"),
     [
-        ("devmap/amd", 60, False, 0.66),  # RESULTS.md: 69.6 ± 2.9
-        ("devmap/nvidia", 50, False, 0.74),  # RESULTS.md: 77.8 ± 4.7
-        ("devmap/amd", 60, True, 0.77),  # RESULTS.md: 80.7 ± 4.7
+        ("devmap/amd", 60, False, 0.66),  # RESULTS.md: 69.9 ± 3.0
+        ("devmap/nvidia", 50, False, 0.74),  # RESULTS.md: 78.2 ± 4.5
+        ("devmap/amd", 60, True, 0.77),  # RESULTS.md: 80.3 ± 4.4
     ],
 )
 def test_devmap_ten_fold(
