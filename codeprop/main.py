@@ -1,7 +1,13 @@
-r"""codeprop's command line: run a gin-configured experiment.
+r"""codeprop's command lines.
+
+Run a gin-configured experiment:
 
     python -m codeprop.main --gin_file=gin/experiments/devmap_amd_ast_gcn.gin \
         --workdir=workdir/devmap_amd --gin_bindings="EPOCHS=5"
+
+Export ProGraML graphs (`programl_main`, reached as ``python -m codeprop.graphs.programl``):
+
+    python -m codeprop.graphs.programl kernel.cl program.cpp module.ll --out graphs/
 
 The experiment's entry point is the one configurable function the gin files bind
 (`codeprop.probes.experiment.run_graph_probe`). The full config is written to
@@ -11,6 +17,7 @@ The experiment's entry point is the one configurable function the gin files bind
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import pathlib
@@ -20,7 +27,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keep TensorFlow's start-up
 from absl import app, flags, logging  # noqa: E402
 
 import gin  # noqa: E402
-from codeprop.probes import experiment, report  # noqa: E402
 
 GIN_FILES = flags.DEFINE_multi_string("gin_file", [], "Gin files, applied in order.")
 BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings, after the files.")
@@ -53,6 +59,8 @@ def run(gin_files: list[str], gin_bindings: list[str], workdir: str, search_path
     Raises:
       ValueError: a required parameter was not set by the gin files or bindings.
     """
+    from codeprop.probes import experiment  # Imported here: it loads JAX.
+
     for path in search_paths:
         gin.add_config_file_search_path(path)
     gin.parse_config_files_and_bindings(gin_files, gin_bindings, finalize_config=False)
@@ -69,12 +77,53 @@ def run(gin_files: list[str], gin_bindings: list[str], workdir: str, search_path
 
 
 def main(argv):
+    from codeprop.probes import report
+
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
     results = run(GIN_FILES.value, BINDINGS.value, WORKDIR.value, GIN_SEARCH_PATHS.value)
     print(report.terminal(results))
     print(f"results written to {WORKDIR.value}/results.json and results.md")
+
+
+def programl_main(argv: list[str] | None = None) -> int:
+    """``python -m codeprop.graphs.programl INPUT... --out DIR``: ProGraML node-link JSON
+    for each C/C++/OpenCL/.ll input (`codeprop.graphs.programl.export`). Returns 0 when
+    every input gave a graph, else 1 (the failures are printed and in DIR/report.json)."""
+    from codeprop.graphs import programl
+
+    parser = argparse.ArgumentParser(
+        prog="python -m codeprop.graphs.programl",
+        description="Write DIR/<input stem>.json, a ProGraML graph, for each input.",
+    )
+    parser.add_argument("inputs", nargs="+", help=".c, .cc/.cpp/.cxx, .cl or .ll files")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument(
+        "--per_value", action="store_true", help="one variable node per value, not per use"
+    )
+    parser.add_argument(
+        "--no_validate", action="store_true", help="skip parsing the IR with LLVM first"
+    )
+    parser.add_argument("--jobs", type=int, default=None, help="parallel compilations")
+    parser.add_argument("--cache_dir", default=None, help="compiled-IR cache directory")
+    args = parser.parse_args(argv)
+    outcomes = programl.export(
+        args.inputs,
+        args.out,
+        per_use=not args.per_value,
+        validate=not args.no_validate,
+        workers=args.jobs,
+        cache_dir=args.cache_dir,
+    )
+    for o in outcomes:
+        if o["ok"]:
+            print(f"{o['input']}: {o['nodes']} nodes, {o['edges']} edges -> {o['output']}")
+        else:
+            print(f"{o['input']}: FAILED: {o['reason']}")
+    failed = sum(not o["ok"] for o in outcomes)
+    print(f"{len(outcomes) - failed} of {len(outcomes)} graphs written to {args.out}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
