@@ -10,34 +10,22 @@ C++), single-threaded, and reports the tree-sitter parse alone beside the full b
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
-import platform
-import time
 
 import numpy as np
+import timing
 
 from codeprop.data import poj104, raw
 from codeprop.graphs import ast
-
-
-def _time(fn, items, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for item in items:
-            fn(item)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def measure(name, sources, language, repeats):
     data = [s.encode("utf-8") if isinstance(s, str) else s for s in sources]
     parser = ast._parser(language)
     prepared = [ast.blank_opencl_qualifiers(d) for d in data] if language == "opencl" else data
-    parse_s = _time(parser.parse, prepared, repeats)
-    build_s = _time(lambda d: ast.ast_graph(d, language), data, repeats)
+    parse_s = timing.best_of(parser.parse, prepared, repeats)
+    build_s = timing.best_of(lambda d: ast.ast_graph(d, language), data, repeats)
     nodes = [int(ast.ast_graph(d, language).n_node[0]) for d in data]
     return {
         "set": name,
@@ -70,12 +58,10 @@ def main():
     results.append(measure(f"POJ-104 ({len(texts)} programs)", texts, "cpp", args.repeats))
     out = {
         "results": results,
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "machine": timing.machine(),
         "threads": 1,
     }
-    print(json.dumps(out, indent=2))
-    if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(out, indent=2))
+    timing.emit(out, args.json)
 
 
 if __name__ == "__main__":

@@ -16,24 +16,18 @@ Needs the ``bench`` extra (torch, torch-geometric).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import time
 
-import jax
+import epoch_timing
 import numpy as np
+import timing
 import torch
-import torch_geometric
 from torch_geometric.data import Data
-from torch_geometric.loader import DataLoader
 from torch_geometric.nn import GCNConv, global_mean_pool
 
 from codeprop.data import benchmarks
-from codeprop.graphs import ast, batching, transforms
+from codeprop.graphs import ast, transforms
 from codeprop.models import gnn
 from codeprop.probes import experiment, graph_probe
-from codeprop.train import steps
 
 
 class PygGCN(torch.nn.Module):
@@ -52,9 +46,8 @@ class PygGCN(torch.nn.Module):
         return self.head(global_mean_pool(x, data.batch))
 
 
-def time_pyg(graphs, labels, vocab_size, cfg, num_classes, batch_size, epochs, lr, seed):
-    torch.manual_seed(seed)
-    data = [
+def pyg_data(graphs, labels):
+    return [
         Data(
             x=torch.from_numpy(g.nodes["type"].astype(np.int64)),
             num_nodes=int(g.n_node[0]),
@@ -63,43 +56,6 @@ def time_pyg(graphs, labels, vocab_size, cfg, num_classes, batch_size, epochs, l
         )
         for g, y in zip(graphs, labels, strict=True)
     ]
-    model = PygGCN(vocab_size, cfg.hidden_dim, cfg.embed_dim, num_classes, cfg.num_layers)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    loader = DataLoader(data, batch_size=batch_size, shuffle=True)
-    times = []
-    for _ in range(epochs + 1):
-        start = time.perf_counter()
-        for batch in loader:
-            opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(batch), batch.y)
-            loss.backward()
-            opt.step()
-        times.append(time.perf_counter() - start)
-    return times, sum(p.numel() for p in model.parameters())
-
-
-def time_codeprop(
-    graphs, labels, vocab_size, cfg, num_classes, batch_size, epochs, lr, seed, steps_per_call
-):
-    data = graph_probe.Examples.one_graph_per_row(graphs, labels)
-    budget = batching.estimate_budget(graphs, batch_size)
-    num_rows = graph_probe.row_budget(data, budget)
-    model = experiment.make_model(cfg, graphs, vocab_size, num_classes)
-    train = np.arange(len(graphs))
-    first, _ = next(graph_probe.batches(data, train[:1], budget, num_rows))
-    state = steps.create_train_state(model, first, seed, steps.adamw(lr))
-    shuffle = np.random.default_rng(seed)
-    # As `graph_probe.fit` does: a fixed number of steps per call, from the first epoch.
-    order = shuffle.permutation(train)
-    per_call = min(steps_per_call, graph_probe.num_batches(data, order, budget) + 1)
-    times = []
-    for epoch in range(epochs + 1):
-        start = time.perf_counter()
-        order = order if epoch == 0 else shuffle.permutation(train)
-        state, _ = graph_probe.train_epoch(state, data, order, budget, num_rows, per_call)
-        jax.block_until_ready(state.params)
-        times.append(time.perf_counter() - start)
-    return times, gnn.num_params(state.params), budget
 
 
 def main():
@@ -142,19 +98,16 @@ def main():
         for g in built["graph_of"]
     ]
     labels = bench.labels
-    common = (
-        graphs,
-        labels,
-        len(vocab),
-        cfg,
-        bench.num_classes,
-        args.batch_size,
-        args.epochs,
-        1e-3,
-        0,
+    model = experiment.make_model(cfg, graphs, len(vocab), bench.num_classes)
+    jax_times, jax_params, budget = epoch_timing.time_codeprop(
+        model, graphs, labels, args.batch_size, args.epochs, 1e-3, 0, args.steps_per_call
     )
-    jax_times, jax_params, budget = time_codeprop(*common, args.steps_per_call)
-    pyg_times, pyg_params = time_pyg(pyg_graphs, *common[1:])
+    torch.manual_seed(0)
+    pyg_model = PygGCN(len(vocab), cfg.hidden_dim, cfg.embed_dim, bench.num_classes, cfg.num_layers)
+    pyg_times = epoch_timing.time_pyg(
+        pyg_model, pyg_data(pyg_graphs, labels), args.batch_size, args.epochs, 1e-3
+    )
+    pyg_params = sum(p.numel() for p in pyg_model.parameters())
     assert jax_params == pyg_params, (jax_params, pyg_params)
     nodes = sum(int(g.n_node[0]) for g in pyg_graphs)
     edges = sum(int(g.n_edge[0]) for g in pyg_graphs)
@@ -167,23 +120,11 @@ def main():
         "batch_size": args.batch_size,
         "steps_per_call": args.steps_per_call,
         "budget": vars(budget),
-        "codeprop_first_epoch_s": jax_times[0],
-        "codeprop_epoch_s": float(np.mean(jax_times[1:])),
-        "pyg_first_epoch_s": pyg_times[0],
-        "pyg_epoch_s": float(np.mean(pyg_times[1:])),
-        "torch_threads": torch.get_num_threads(),
-        "versions": {
-            "jax": jax.__version__,
-            "torch": torch.__version__,
-            "pyg": torch_geometric.__version__,
-        },
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        **epoch_timing.summary(jax_times, pyg_times),
+        **epoch_timing.environment(),
+        "machine": timing.machine(),
     }
-    out["pyg_over_codeprop"] = out["pyg_epoch_s"] / out["codeprop_epoch_s"]
-    print(json.dumps(out, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=2)
+    timing.emit(out, args.json)
 
 
 if __name__ == "__main__":

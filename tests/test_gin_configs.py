@@ -3,7 +3,7 @@ import pathlib
 import pytest
 
 import gin
-from codeprop.models import gnn
+from codeprop.models import gnn, rgcn
 from codeprop.probes import experiment, graph_probe
 
 from conftest import REPO
@@ -33,9 +33,16 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
     bound = gin.get_bindings(experiment.run_graph_probe)
     assert bound["benchmark"] in ("devmap/amd", "devmap/nvidia", "poj104")
     assert bound["protocol"] in experiment.PROTOCOLS
-    model = gin.get_configurable(gnn.GCNConfig)()
     train = gin.get_configurable(graph_probe.TrainConfig)()
-    assert isinstance(model, gnn.GCNConfig) and model.num_layers == 2
+    if bound["representation"] == "ast":
+        model = gin.get_configurable(gnn.GCNConfig)()
+        assert model.num_layers == 2
+    else:
+        assert bound["representation"] == "programl"
+        model = gin.get_configurable(rgcn.RGCNConfig)()
+        # The paper's sizes: devmap 1 layer 32 -> 64, POJ-104 2 layers 64 -> 64.
+        want = (1, 32, 64) if bound["benchmark"].startswith("devmap") else (2, 64, 64)
+        assert (model.num_layers, model.hidden_dim, model.embed_dim) == want
     assert train.epochs > 0
 
 

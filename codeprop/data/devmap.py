@@ -139,6 +139,28 @@ def _zip_members(archive: zipfile.ZipFile, folder: str) -> dict[str, str]:
     return members
 
 
+def read_ir(ir_files: Iterable[str], raw_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """IR texts of `ir_files` (``kernels_ir/<name>.ll``, as examples' ``ir_file``) from the
+    NCC zip.
+
+    Raises:
+      DevmapFormatError: the zip is unreadable or lacks a file.
+    """
+    zip_path = raw.fetch(raw.DEVMAP_NCC_ZIP, raw_dir)
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except zipfile.BadZipFile as e:
+        raise DevmapFormatError(f"{zip_path}: not a readable zip archive: {e}") from e
+    texts = {}
+    with archive:
+        available = set(archive.namelist())
+        for name in ir_files:
+            if name not in available:
+                raise DevmapFormatError(f"{zip_path}: no member {name}")
+            texts[name] = decode_source(archive.read(name))[0]
+    return texts
+
+
 def read_platform(platform: str, raw_dir: str | os.PathLike | None = None) -> dict:
     """Reads all 680 devmap examples of one platform, with kernel sources and IR.
 

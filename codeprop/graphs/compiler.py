@@ -21,6 +21,7 @@ clash with std names such as ``max``), and finally the program as GNU89 C.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -283,6 +284,7 @@ class Compiler:
         self.memory_mb = memory_mb
         self.target = target
         self._lock = threading.Lock()
+        self._pch_lock = threading.Lock()
         self._templates: dict[tuple[str, str], list[str]] = {}
         self._pch: dict[tuple[str, str, str], pathlib.Path] = {}
         self.version = compiler_version()
@@ -457,37 +459,49 @@ class Compiler:
                 return args
 
     def _precompiled(self, language: str, std: str, prelude: str) -> pathlib.Path:
+        """The precompiled header of a prelude, built once per cache directory. Builds are
+        serialised in this process and atomic across processes (files appear complete,
+        under names that hash their content, and are never rewritten)."""
         key = (language, std, prelude)
-        with self._lock:
+        with self._pch_lock:
             if key in self._pch:
                 return self._pch[key]
-        text = PRELUDES[prelude]
-        digest = hashlib.sha256(f"{self.version}\0{language}\0{std}\0{text}".encode()).hexdigest()
-        path = self.cache_dir / "pch" / f"{prelude}-{std}-{digest[:16]}.pch"
-        if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            header = path.with_suffix(".h")
-            header.write_text(text)
-            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            kind = {"c": "c-header", "cpp": "c++-header"}[language]
-            flags = self._driver_flags(language, std)
-            flags = [f for f in flags if f not in ("-S", "-emit-llvm")]
-            flags[flags.index("-x") + 1] = kind
-            # Instantiating the header's pending templates once, in the header, cuts the
-            # cost of loading libc++'s <iostream> from about 90 ms a program to about 15.
-            flags.append("-fpch-instantiate-templates")
-            run = subprocess.run(
-                [str(zig_path()), *flags, "-o", str(tmp), str(header)],
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
-            if run.returncode != 0:
-                raise RuntimeError(f"cannot precompile the {prelude} prelude: {run.stderr[-2000:]}")
-            os.replace(tmp, path)
-        with self._lock:
+            text = PRELUDES[prelude]
+            digest = hashlib.sha256(
+                f"{CACHE_FORMAT}\0{self.version}\0{language}\0{std}\0{text}".encode()
+            ).hexdigest()[:16]
+            path = self.cache_dir / "pch" / f"{prelude}-{std}-{digest}.pch"
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                unique = f"{os.getpid()}.{threading.get_ident()}"
+                header = path.with_suffix(".h")
+                if not header.is_file():
+                    tmp_header = path.with_suffix(f".{unique}.h")
+                    tmp_header.write_text(text)
+                    with contextlib.suppress(FileExistsError):  # Another process won.
+                        os.link(tmp_header, header)
+                    tmp_header.unlink()
+                kind = {"c": "c-header", "cpp": "c++-header"}[language]
+                flags = self._driver_flags(language, std)
+                flags = [f for f in flags if f not in ("-S", "-emit-llvm")]
+                flags[flags.index("-x") + 1] = kind
+                # Instantiating the header's pending templates once, in the header, cuts
+                # the cost of loading libc++'s <iostream> from about 90 ms a program to 15.
+                flags.append("-fpch-instantiate-templates")
+                tmp = path.with_suffix(f".{unique}.tmp")
+                run = subprocess.run(
+                    [str(zig_path()), *flags, "-o", str(tmp), str(header)],
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
+                if run.returncode != 0:
+                    raise RuntimeError(
+                        f"cannot precompile the {prelude} prelude: {run.stderr[-2000:]}"
+                    )
+                os.replace(tmp, path)
             self._pch[key] = path
-        return path
+            return path
 
     def _run(self, attempt: Attempt) -> tuple[str | None, str | None, str]:
         """(IR or None, failure reason, clang's first diagnostic lines) of one attempt."""
@@ -496,7 +510,9 @@ class Compiler:
             args[2:2] = ["-include", str(pathlib.Path(__file__).with_name("opencl_prelude.h"))]
         elif attempt.prelude is not None:
             pch = self._precompiled(attempt.language, attempt.std, attempt.prelude)
-            args[2:2] = ["-include-pch", str(pch)]
+            # The header is never rewritten (its name hashes its content): no need to
+            # compare its time stamp at every use.
+            args[2:2] = ["-include-pch", str(pch), "-fno-validate-pch"]
         suffix = {"c": ".c", "cpp": ".cpp", "opencl": ".cl"}[attempt.language]
         with tempfile.TemporaryDirectory() as tmp:
             src = pathlib.Path(tmp) / f"source{suffix}"

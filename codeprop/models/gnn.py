@@ -394,13 +394,21 @@ class GCN(nn.Module):
           [R, C] logits (R = G without `rows`).
         """
         h = self.embed(graphs, deterministic=deterministic)  # [G, D]
-        if rows is not None:
-            h = h[rows]  # [R, D]
-        if self.config.num_aux:
-            if aux is None or aux.shape[-1] != self.config.num_aux:
-                raise ValueError(f"GCN expects aux inputs of shape [R, {self.config.num_aux}]")
-            h = jnp.concatenate([h, aux.astype(h.dtype)], axis=-1)  # [R, D + A]
-        return self.head(h)
+        return classify(h, self.head, self.config.num_aux, aux, rows)
+
+
+def classify(
+    h: jax.Array, head: nn.Module, num_aux: int, aux: jax.Array | None, rows: jax.Array | None
+) -> jax.Array:
+    """[R, C] logits from [G, D] graph embeddings: pick each row's graph, append the
+    [R, A] auxiliary inputs (when `num_aux` > 0), apply the head."""
+    if rows is not None:
+        h = h[rows]  # [R, D]
+    if num_aux:
+        if aux is None or aux.shape[-1] != num_aux:
+            raise ValueError(f"the model expects aux inputs of shape [R, {num_aux}]")
+        h = jnp.concatenate([h, aux.astype(h.dtype)], axis=-1)  # [R, D + A]
+    return head(h)
 
 
 def num_params(params) -> int:

@@ -11,6 +11,7 @@ that notebooks call directly. It writes to ``workdir``:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -22,12 +23,14 @@ from absl import logging
 from clu import metric_writers
 
 from codeprop.data import benchmarks, devmap, splits
-from codeprop.graphs import ast, transforms
-from codeprop.models import gnn
+from codeprop.graphs import ast, compiler, llvm_ir, programl, transforms
+from codeprop.models import gnn, rgcn
 from codeprop.probes import graph_probe, report
 from codeprop.train import metrics
 
 PROTOCOLS = ("kfold", "holdout", "per_class_3_1_1")
+REPRESENTATIONS = ("ast", "programl")
+DEFAULT_MAX_NODES = 50_000
 
 
 def _source_of(bench: benchmarks.Benchmark, example: dict, source_field: str | None) -> str:
@@ -109,6 +112,104 @@ def is_symmetric(graph) -> bool:
     return forward == backward
 
 
+def build_programl_graphs(
+    bench: benchmarks.Benchmark,
+    raw_dir: str | None = None,
+    per_use: bool = True,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    cache_dir: str | None = None,
+    workers: int | None = None,
+) -> dict:
+    """ProGraML graphs of every example; identical inputs share a graph.
+
+    devmap uses the IR ProGraML used (``kernels_ir/`` of the NCC zip, one file per row by
+    devmap_index.csv's rule); POJ-104 programs are compiled with clang 22 and the fix-ups of
+    `codeprop.graphs.compiler.Compiler.compile_poj104` (cached by content).
+
+    Returns:
+      ``graphs`` (distinct, numpy GraphsTuples with ``nodes["text"]``), ``graph_of``
+      [num examples] (-1 for an example without a graph) and a report: how many inputs
+      compiled (and by which fix-up), and every failure counted by reason (compile error,
+      timeout, memory limit, IR rejected, empty module, over `max_nodes`).
+    """
+    outcomes: collections.Counter = collections.Counter()
+    attempts: collections.Counter = collections.Counter()
+    failures: dict[str, str] = {}
+    start = time.perf_counter()
+    if bench.platform:
+        keys = [ex["ir_file"] for ex in bench.examples]
+        names = {k: k for k in keys}
+        distinct = list(dict.fromkeys(keys))
+        texts = devmap.read_ir(distinct, raw_dir)
+        compile_seconds = 0.0
+    else:
+        keys = [ex["text"] for ex in bench.examples]
+        names = {}
+        for ex in bench.examples:
+            names.setdefault(ex["text"], f"program {ex['id']}")
+        distinct = list(dict.fromkeys(keys))
+        cc = compiler.Compiler(cache_dir)
+        results = cc.compile_many(distinct, workers, compile_one=cc.compile_poj104)
+        texts = {}
+        for key, result in zip(distinct, results, strict=True):
+            if result.ok:
+                texts[key] = result.ir
+                attempts[result.attempt.split(", guessed macros")[0]] += 1
+                if "guessed macros" in result.attempt:
+                    attempts["guessed macros"] += 1
+            else:
+                outcomes[result.reason] += 1
+                message = result.errors[-1][1][:300] if result.errors else ""
+                failures[names[key]] = f"{result.reason}: {message}"
+        compile_seconds = time.perf_counter() - start
+    graph_start = time.perf_counter()
+    index: dict[str, int] = {}
+    graphs = []
+    for key in distinct:
+        if key not in texts:
+            continue
+        try:
+            graph = programl.from_ir(texts[key], per_use=per_use)
+        except llvm_ir.IRError as e:
+            reason = "empty module" if "empty module" in str(e) else "IR rejected"
+            outcomes[reason] += 1
+            failures[names[key]] = f"{reason}: {str(e)[:300]}"
+            continue
+        if graph.num_nodes > max_nodes:
+            outcomes[f"over {max_nodes} nodes"] += 1
+            continue
+        index[key] = len(graphs)
+        graphs.append(graph.to_graphs_tuple())
+        outcomes["graph"] += 1
+    graph_of = np.array([index.get(k, -1) for k in keys], np.int64)
+    nodes = np.array([int(g.n_node[0]) for g in graphs])
+    edges = np.array([int(g.n_edge[0]) for g in graphs])
+    return {
+        "graphs": graphs,
+        "graph_of": graph_of,
+        "report": {
+            "examples": len(keys),
+            "examples_without_graph": int((graph_of < 0).sum()),
+            "distinct_inputs": len(distinct),
+            "outcomes": dict(outcomes),
+            "compiled_by": dict(attempts),
+            "failures": dict(sorted(failures.items())[:50]),
+            "nodes_mean": round(float(nodes.mean()), 1) if len(nodes) else 0.0,
+            "nodes_max": int(nodes.max()) if len(nodes) else 0,
+            "edges_mean": round(float(edges.mean()), 1) if len(edges) else 0.0,
+            "compile_seconds": round(compile_seconds, 1),
+            "graph_seconds": round(time.perf_counter() - graph_start, 1),
+        },
+    }
+
+
+def programl_inputs(graph, model: rgcn.RGCNConfig):
+    """A ProGraML graph as the R-GCN consumes it: reverse edges as relations 3..5, sorted
+    by receiver, with edge coefficients. Independent of the vocabulary."""
+    graph = transforms.sort_edges_by_receiver(rgcn.add_reverse_edges(graph, programl.NUM_FLOWS))
+    return rgcn.add_rgcn_norm(graph, model)
+
+
 def _aux_inputs(examples: list[dict], train: np.ndarray) -> np.ndarray:
     """[N, 2] log transfer and log work-group size, standardised on the training rows."""
     x = np.log1p(np.array([[e["transfer"], e["wgsize"]] for e in examples], np.float64))
@@ -131,7 +232,7 @@ def run_graph_probe(
     *,
     workdir: str | os.PathLike,
     benchmark: str,
-    model: gnn.GCNConfig,
+    model: gnn.GCNConfig | rgcn.RGCNConfig,
     train: graph_probe.TrainConfig,
     representation: str = "ast",
     protocol: str = "kfold",
@@ -140,43 +241,63 @@ def run_graph_probe(
     max_folds: int | None = None,
     aux_inputs: bool = False,
     source_field: str | None = None,
+    per_use: bool = True,
+    max_nodes: int = DEFAULT_MAX_NODES,
     raw_dir: str | None = None,
+    cache_dir: str | None = None,
 ) -> dict:
     """Runs a graph probe on a benchmark and writes its results to `workdir`.
 
     Args:
       workdir: output directory (created).
       benchmark: ``devmap/amd``, ``devmap/nvidia`` or ``poj104``.
-      model: GNN hyperparameters.
+      model: GNN hyperparameters: a `gnn.GCNConfig` for ``ast``, an `rgcn.RGCNConfig` for
+        ``programl``.
       train: optimisation settings.
-      representation: ``ast`` (tree-sitter AST + GCN).
+      representation: ``ast`` (tree-sitter AST + GCN) or ``programl`` (ProGraML graph of
+        the LLVM IR + R-GCN).
       protocol: ``kfold`` (stratified, `num_folds`), ``holdout`` (80/10/10) or
         ``per_class_3_1_1`` (POJ-104's 3:1:1 per class).
       num_folds: folds for ``kfold``.
       split_seed: seed of the splits (fixed across models so results compare).
       max_folds: run only the first folds (quick checks); None runs all.
       aux_inputs: devmap only: feed log transfer and work-group size to the classifier.
-      source_field: example field to parse (default: devmap ``normalized_source``,
-        POJ-104 ``text``).
+      source_field: ``ast`` only: example field to parse (default: devmap
+        ``normalized_source``, POJ-104 ``text``).
+      per_use: ``programl`` only: a variable node per use (ProGraML) or per value.
+      max_nodes: ``programl`` only: graphs above this many nodes are skipped (counted).
       raw_dir: raw-data directory (else $CODEPROP_DATA_DIR, else download).
+      cache_dir: compiled-IR cache (see `codeprop.graphs.compiler.Compiler`).
+
+    Examples without a graph (a POJ-104 program that does not compile) are left out of
+    every split and counted in the results (``data.graphs.examples_without_graph`` and
+    each fold's ``test_without_graph``); accuracies are over the examples with a graph.
 
     Returns:
       The results dict also written to ``workdir/results.json``.
     """
-    if representation != "ast":
-        raise ValueError(f"representation {representation!r} is not available; expected 'ast'")
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {representation!r}; one of {REPRESENTATIONS}")
+    wanted = gnn.GCNConfig if representation == "ast" else rgcn.RGCNConfig
+    if not isinstance(model, wanted):
+        raise ValueError(f"representation {representation!r} takes a {wanted.__name__}")
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)
     labels = np.array(bench.labels, np.int32)
-    built = build_ast_graphs(bench, source_field)
-    logging.info("graphs: %s", built["report"])
     if aux_inputs and not bench.platform:
         raise ValueError("aux_inputs are devmap's transfer and wgsize; not available for POJ-104")
     model = dataclasses.replace(model, num_aux=2 if aux_inputs else 0)
-    # Edge selection, sorting and norms do not depend on the fold: done once.
-    built["inputs"] = [model_inputs(g, model) for g in built["graphs"]]
-    built["fast_paths"] = fast_paths(model, built["inputs"])
+    if representation == "ast":
+        built = build_ast_graphs(bench, source_field)
+        # Edge selection, sorting and norms do not depend on the fold: done once.
+        built["inputs"] = [model_inputs(g, model) for g in built["graphs"]]
+        built["fast_paths"] = fast_paths(model, built["inputs"])
+    else:
+        built = build_programl_graphs(bench, raw_dir, per_use, max_nodes, cache_dir)
+        built["inputs"] = [programl_inputs(g, model) for g in built["graphs"]]
+    built["representation"] = representation
+    logging.info("graphs: %s", built["report"])
     fold_splits = make_splits(labels, protocol, num_folds, split_seed)[:max_folds]
     writer = metric_writers.create_default_writer(str(workdir / "metrics"), just_logging=False)
     folds, embeddings = [], []
@@ -184,19 +305,21 @@ def run_graph_probe(
     for i, split in enumerate(fold_splits):
         fold, test_embeddings = _run_fold(i, split, bench, built, model, train, aux_inputs, writer)
         folds.append(fold)
-        test_fold[split["test"]] = i
-        embeddings.append((split["test"], test_embeddings))
+        tested = split["test"][built["graph_of"][split["test"]] >= 0]
+        test_fold[tested] = i
+        embeddings.append((tested, test_embeddings))
         logging.info("fold %d: %s", i, {k: fold[k] for k in ("accuracy", "f1", "best_epoch")})
     writer.flush()
     results = {
         "benchmark": benchmark,
         "representation": representation,
-        "model": "GCN + aux inputs" if aux_inputs else "GCN",
+        "model": ("GCN" if representation == "ast" else "R-GCN")
+        + (" + aux inputs" if aux_inputs else ""),
         "protocol": protocol,
         "num_folds_run": len(folds),
         "split_seed": split_seed,
         "settings": {
-            "model": vars(model) | {"edge_types": list(model.edge_types)},
+            "model": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(model).items()},
             "train": vars(train),
             "aux_inputs": aux_inputs,
         },
@@ -214,16 +337,27 @@ def _run_fold(i, split, bench, built, model, train, aux_inputs, writer) -> tuple
     """Trains and tests one split; returns its metrics and the test rows' embeddings."""
     start = time.perf_counter()
     labels = np.array(bench.labels, np.int32)
+    has_graph = built["graph_of"] >= 0
+    without = int((~has_graph[split["test"]]).sum())
+    split = {k: v[has_graph[v]] for k, v in split.items()}
     train_graphs = np.unique(built["graph_of"][split["train"]])
-    vocab = ast.NodeTypeVocab.build([built["graphs"][g] for g in train_graphs], built["language"])
-    table = vocab.table(built["language"])
+    if built["representation"] == "ast":
+        vocab = ast.NodeTypeVocab.build(
+            [built["graphs"][g] for g in train_graphs], built["language"]
+        )
+        table = vocab.table(built["language"])
+        graphs = [vocab.encode(g, table) for g in built["inputs"]]
+        module = gnn.GCN(model, len(vocab), bench.num_classes, **built["fast_paths"])
+    else:
+        vocab = programl.NodeTextVocab.build([built["graphs"][g] for g in train_graphs])
+        graphs = [vocab.encode(g) for g in built["inputs"]]
+        module = rgcn.RGCN(model, len(vocab), bench.num_classes, sorted_receivers=True)
     data = graph_probe.Examples(
-        graphs=[vocab.encode(g, table) for g in built["inputs"]],
+        graphs=graphs,
         graph_of=built["graph_of"],
         labels=labels,
         aux=_aux_inputs(bench.examples, split["train"]) if aux_inputs else None,
     )
-    module = gnn.GCN(model, len(vocab), bench.num_classes, **built["fast_paths"])
     result = graph_probe.fit(
         module, data, split, train, writer=writer, step_offset=i * (train.epochs + 1)
     )
@@ -234,6 +368,7 @@ def _run_fold(i, split, bench, built, model, train, aux_inputs, writer) -> tuple
         "train": len(split["train"]),
         "validation": len(split["validation"]),
         "test": len(split["test"]),
+        "test_without_graph": without,
         "vocab_size": len(vocab),
         "best_epoch": result["best_epoch"],
         "best_validation_accuracy": best.get("validation_accuracy", float("nan")),

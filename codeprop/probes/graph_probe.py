@@ -55,6 +55,8 @@ class Examples:
       graphs: the distinct graphs (with ``nodes["type"]`` model inputs).
       graph_of: [num rows] index into `graphs` of each row; rows with the same source
         (devmap: one kernel on several input sizes) share a graph, embedded once a batch.
+        -1 marks a row without a graph (e.g. a program that did not compile): such rows
+        must not be in any split.
       labels: [num rows] class of each row.
       aux: [num rows, A] auxiliary inputs, or None.
     """
@@ -71,7 +73,7 @@ class Examples:
 
 def row_budget(data: Examples, budget: batching.Budget) -> int:
     """Rows per batch: every real graph slot times the most rows sharing one graph."""
-    most = int(np.bincount(data.graph_of).max())
+    most = int(np.bincount(data.graph_of[data.graph_of >= 0]).max())
     return (budget.n_graph - 1) * most
 
 

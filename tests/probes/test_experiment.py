@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
+from codeprop.data import benchmarks
 from codeprop.graphs import ast
-from codeprop.models import gnn
-from codeprop.probes import experiment, report
+from codeprop.models import gnn, rgcn
+from codeprop.probes import experiment, graph_probe, report
 
 
 def test_make_splits_protocols():
@@ -67,3 +68,55 @@ def test_aggregate_and_markdown():
     assert "| accuracy (%) | 70.0 ± 10.0 |" in md
     assert "| ProGraML (published) | 96.6 |" in md
     assert "accuracy (%)" in report.terminal(results)
+
+
+def test_programl_graphs_count_programs_without_a_graph(tmp_path):
+    programs = [
+        'void main() { int a, b; scanf("%d%d", &a, &b); printf("%d", a + b); }',
+        "int main() { int n; cin >> n; cout << n * n << endl; return 0; }",
+        "int main( {",  # Does not compile.
+        "int main() { int n; cin >> n; cout << n * n << endl; return 0; }",  # A duplicate.
+    ]
+    examples = [{"id": str(i), "text": t, "label": i % 2} for i, t in enumerate(programs)]
+    bench = benchmarks.Benchmark("poj104", examples, 2, {})
+    built = experiment.build_programl_graphs(bench, cache_dir=str(tmp_path))
+    assert built["graph_of"].tolist() == [0, 1, -1, 1]
+    report = built["report"]
+    assert report["examples_without_graph"] == 1 and report["distinct_inputs"] == 3
+    assert report["outcomes"] == {"graph": 2, "compile error": 1}
+    assert report["compiled_by"] == {"c++98 (C headers)": 1, "c++98": 1}
+    assert list(report["failures"]) == ["program 2"]
+    assert report["failures"]["program 2"].startswith("compile error:")
+    capped = experiment.build_programl_graphs(bench, cache_dir=str(tmp_path), max_nodes=40)
+    assert capped["report"]["outcomes"]["over 40 nodes"] >= 1
+
+
+def test_programl_probe_on_devmap_end_to_end(raw_dir, tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    results = experiment.run_graph_probe(
+        workdir=tmp_path,
+        benchmark="devmap/amd",
+        model=rgcn.RGCNConfig(hidden_dim=8, embed_dim=16),
+        train=graph_probe.TrainConfig(epochs=2, learning_rate=0.01),
+        representation="programl",
+        max_folds=1,
+        aux_inputs=True,
+        raw_dir=str(raw_dir),
+    )
+    assert results["model"] == "R-GCN + aux inputs"
+    assert results["data"]["graphs"]["outcomes"] == {"graph": 669}
+    assert results["data"]["graphs"]["examples_without_graph"] == 0
+    (fold,) = results["folds"]
+    assert fold["test"] == 68 and fold["test_without_graph"] == 0
+    assert 0.0 <= fold["accuracy"] <= 1.0
+    saved = np.load(tmp_path / "embeddings.npz")
+    assert saved["embeddings"].shape == (680, 16)
+    assert int((saved["test_fold"] == 0).sum()) == 68
+    with pytest.raises(ValueError, match="takes a RGCNConfig"):
+        experiment.run_graph_probe(
+            workdir=tmp_path,
+            benchmark="devmap/amd",
+            model=gnn.GCNConfig(),
+            train=graph_probe.TrainConfig(epochs=1),
+            representation="programl",
+        )

@@ -1,0 +1,116 @@
+r"""R-GCN training time per epoch: codeprop (JAX) against PyTorch Geometric's RGCNConv.
+
+Both train the same model — node-text embedding (hidden), R-GCN layers over six relations
+(control, data, call and their reverses; mean aggregation per relation, a root weight and a
+bias, as RGCNConv's defaults), ReLU, mean pooling, a linear head; AdamW; cross-entropy — on
+the same ProGraML graphs (devmap's NCC IR, one graph per row) with the same batch size, in
+one process. The issue's target: codeprop at most half of PyG's time.
+
+    CODEPROP_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/rgcn_training.py \
+        --benchmark devmap/amd --epochs 5
+
+Needs the ``bench`` extra (torch, torch-geometric).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import epoch_timing
+import numpy as np
+import timing
+import torch
+from torch_geometric.data import Data
+from torch_geometric.nn import RGCNConv, global_mean_pool
+
+from codeprop.data import benchmarks
+from codeprop.graphs import programl
+from codeprop.models import rgcn
+from codeprop.probes import experiment, graph_probe
+
+
+class PygRGCN(torch.nn.Module):
+    def __init__(self, vocab, hidden, embed, classes, layers, relations):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, hidden)
+        dims = [hidden] * (layers - 1) + [embed]
+        ins = [hidden] + dims[:-1]
+        self.convs = torch.nn.ModuleList(
+            RGCNConv(i, o, relations) for i, o in zip(ins, dims, strict=True)
+        )
+        self.head = torch.nn.Linear(embed, classes)
+
+    def forward(self, data):
+        x = self.embed(data.x)
+        for conv in self.convs:
+            x = torch.relu(conv(x, data.edge_index, data.edge_type))
+        return self.head(global_mean_pool(x, data.batch))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--benchmark", default="devmap/amd", choices=("devmap/amd", "devmap/nvidia")
+    )
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=32)
+    parser.add_argument("--embed", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument(
+        "--steps_per_call", type=int, default=graph_probe.TrainConfig.steps_per_call
+    )
+    parser.add_argument("--json", default=None, help="also write the figures here")
+    args = parser.parse_args()
+
+    bench = benchmarks.load(args.benchmark)
+    built = experiment.build_programl_graphs(bench)
+    cfg = rgcn.RGCNConfig(hidden_dim=args.hidden, embed_dim=args.embed, num_layers=args.layers)
+    vocab = programl.NodeTextVocab.build(built["graphs"])
+    inputs = [vocab.encode(experiment.programl_inputs(g, cfg)) for g in built["graphs"]]
+    graphs = [inputs[g] for g in built["graph_of"]]  # One graph per row, as PyG sees them.
+    labels = bench.labels
+    model = rgcn.RGCN(cfg, len(vocab), bench.num_classes, sorted_receivers=True)
+    jax_times, jax_params, budget = epoch_timing.time_codeprop(
+        model, graphs, labels, args.batch_size, args.epochs, 1e-3, 0, args.steps_per_call
+    )
+    data = [
+        Data(
+            x=torch.from_numpy(g.nodes["type"].astype(np.int64)),
+            num_nodes=int(g.n_node[0]),
+            edge_index=torch.from_numpy(np.stack([g.senders, g.receivers]).astype(np.int64)),
+            edge_type=torch.from_numpy(g.edges["type"].astype(np.int64)),
+            y=torch.tensor([int(y)]),
+        )
+        for g, y in zip(graphs, labels, strict=True)
+    ]
+    torch.manual_seed(0)
+    pyg_model = PygRGCN(
+        len(vocab),
+        cfg.hidden_dim,
+        cfg.embed_dim,
+        bench.num_classes,
+        cfg.num_layers,
+        cfg.num_relations,
+    )
+    pyg_times = epoch_timing.time_pyg(pyg_model, data, args.batch_size, args.epochs, 1e-3)
+    pyg_params = sum(p.numel() for p in pyg_model.parameters())
+    assert jax_params == pyg_params, (jax_params, pyg_params)
+    out = {
+        "benchmark": args.benchmark,
+        "graphs": len(graphs),
+        "nodes": sum(int(g.n_node[0]) for g in graphs),
+        "edges": sum(int(g.n_edge[0]) for g in graphs),
+        "params": jax_params,
+        "batch_size": args.batch_size,
+        "steps_per_call": args.steps_per_call,
+        "budget": vars(budget),
+        **epoch_timing.summary(jax_times, pyg_times),
+        **epoch_timing.environment(),
+        "machine": timing.machine(),
+    }
+    timing.emit(out, args.json)
+
+
+if __name__ == "__main__":
+    main()
