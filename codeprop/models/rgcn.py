@@ -46,6 +46,9 @@ class RGCNConfig:
       readout: ``mean``, ``sum`` or ``max`` pooling of node states per graph.
       num_aux: auxiliary graph-level inputs (devmap: 2), 0 for none.
       dropout_rate: dropout on node states between layers.
+      num_positions: 0 to ignore edge positions; else K: a learned embedding of each
+        edge's ``position`` (operand or successor index, clipped to K - 1) is added to the
+        sender's state in its message, as ProGraML's own model does.
     """
 
     hidden_dim: int = 32
@@ -58,6 +61,7 @@ class RGCNConfig:
     readout: str = "mean"
     num_aux: int = 0
     dropout_rate: float = 0.0
+    num_positions: int = 0
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:
@@ -135,6 +139,8 @@ class RelationalGraphConv(nn.Module):
       num_bases: 0 for full per-relation weights, else B shared bases.
       root_weight: add ``W_0 h_i``.
       sorted_receivers: edges are sorted by receiver (a faster scatter on CPU).
+      num_positions: K > 0 adds ``W_r p_e`` to each message, ``p_e`` a learned [K, H]
+        embedding of the edge's position (clipped to K - 1).
     """
 
     features: int
@@ -142,6 +148,7 @@ class RelationalGraphConv(nn.Module):
     num_bases: int = 0
     root_weight: bool = True
     sorted_receivers: bool = False
+    num_positions: int = 0
 
     @nn.compact
     def __call__(
@@ -152,6 +159,7 @@ class RelationalGraphConv(nn.Module):
         relations: jax.Array,
         norms: jax.Array,
         types: jax.Array | None = None,
+        positions: jax.Array | None = None,
     ) -> jax.Array:
         """[N, D] new node states.
 
@@ -161,6 +169,7 @@ class RelationalGraphConv(nn.Module):
           senders, receivers, relations: [E] int edge source, target and relation.
           norms: [E] edge coefficients (0 for padding edges).
           types: optional [N] int node inputs indexing `nodes` as a table.
+          positions: [E] int edge positions (needed when ``num_positions`` > 0).
         """
         in_features = nodes.shape[1]
         init = nn.initializers.lecun_normal()
@@ -185,7 +194,17 @@ class RelationalGraphConv(nn.Module):
         table = table.reshape(num_nodes * width, self.features)  # Row n*width + r.
         # Keep XLA (CPU) from fusing the matmul into the per-edge gather.
         table = jax.lax.optimization_barrier(table)
-        messages = gnn._gather(table, senders * width + relations) * norms[:, None]  # [E, D]
+        messages = gnn._gather(table, senders * width + relations)  # [E, D]
+        if self.num_positions:
+            embed = self.param(
+                "positions", nn.initializers.normal(1.0), (self.num_positions, in_features)
+            )
+            by_position = (embed @ stacked[:, : self.num_relations * self.features]).reshape(
+                self.num_positions * self.num_relations, self.features
+            )  # [K*R, D]: W_r p_k.
+            slot = jnp.minimum(positions, self.num_positions - 1) * self.num_relations + relations
+            messages = messages + gnn._gather(by_position, slot)
+        messages = messages * norms[:, None]
         out = jax.ops.segment_sum(
             messages,
             receivers,
@@ -230,6 +249,7 @@ class RGCN(nn.Module):
                 cfg.num_bases,
                 cfg.root_weight,
                 self.sorted_receivers,
+                cfg.num_positions,
                 name=f"conv_{i}",
             )
             for i, d in enumerate(dims)
@@ -240,12 +260,16 @@ class RGCN(nn.Module):
     def embed(self, graphs: jraph.GraphsTuple, deterministic: bool = True) -> jax.Array:
         """[G, D] graph embeddings (the classifier's input, before auxiliary inputs)."""
         edges = (graphs.senders, graphs.receivers, graphs.edges["type"], graphs.edges["norm"])
+        positions = graphs.edges["position"] if self.config.num_positions else None
         x = None
         for i, conv in enumerate(self.convs):
             if i == 0:
-                h = conv(self.node_embed, *edges, types=graphs.nodes["type"])  # [N, D_0]
+                h = conv(
+                    self.node_embed, *edges, types=graphs.nodes["type"], positions=positions
+                )  # [N, D_0]
             else:
-                h = conv(self.dropout(x, deterministic=deterministic), *edges)  # [N, D_i]
+                x = self.dropout(x, deterministic=deterministic)
+                h = conv(x, *edges, positions=positions)  # [N, D_i]
             x = nn.relu(h)
         return gnn.pool(x, graphs, self.config.readout)  # [G, D]
 

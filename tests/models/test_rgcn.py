@@ -203,3 +203,27 @@ def test_config_validation():
     )
     with pytest.raises(ValueError, match="num_relations"):
         rgcn.add_rgcn_norm(g, rgcn.RGCNConfig())
+
+
+@pytest.mark.parametrize("num_positions", [0, 3])
+def test_layer_matches_the_formula(num_positions):
+    rng = np.random.default_rng(0)
+    n, e, h, d, r = 7, 15, 4, 3, 6
+    senders = rng.integers(0, n, e)
+    receivers = np.sort(rng.integers(0, n, e))
+    relations = rng.integers(0, r, e)
+    positions = rng.integers(0, 5, e)
+    norms = rng.uniform(0.1, 1.0, e).astype(np.float32)
+    x = rng.normal(size=(n, h)).astype(np.float32)
+    conv = rgcn.RelationalGraphConv(d, r, sorted_receivers=True, num_positions=num_positions)
+    args = (x, senders, receivers, relations, norms)
+    params = conv.init(jax.random.key(0), *args, positions=positions)["params"]
+    got = conv.apply({"params": params}, *args, positions=positions)
+    w, root = np.asarray(params["relations"]), np.asarray(params["root"])
+    want = x @ root + np.asarray(params["bias"])
+    for s, t, rel, pos, c in zip(senders, receivers, relations, positions, norms, strict=True):
+        source = x[s].copy()
+        if num_positions:
+            source += np.asarray(params["positions"])[min(pos, num_positions - 1)]
+        want[t] += c * (source @ w[rel])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
