@@ -42,6 +42,9 @@ format: $(BIN)/.installed
 bench: $(BIN)/.bench-installed
 	$(BIN)/python benchmarks/ast_graph_building.py
 	$(BIN)/python benchmarks/gcn_training.py --benchmark devmap/amd
+	$(BIN)/python benchmarks/programl_graph_building.py
+	$(BIN)/python benchmarks/poj104_compile.py --sample 2000 --workers 1
+	$(BIN)/python benchmarks/rgcn_training.py --benchmark devmap/amd
 
 clean:
 	rm -rf $(VENV) $(WORKDIR) .pytest_cache .ruff_cache

@@ -187,14 +187,20 @@ class RelationalGraphConv(nn.Module):
             stacked = jnp.concatenate([stacked, root], axis=1)  # [H, (R+1)*D]
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         table = nodes @ stacked  # [N or V, (R+1)*D]
-        if types is not None:
-            table = gnn._gather(table, types)  # [N, (R+1)*D]
-        num_nodes = table.shape[0]
         width = self.num_relations + int(self.root_weight)
-        table = table.reshape(num_nodes * width, self.features)  # Row n*width + r.
+        # Row n*width + r of the table is W_r h_n (r = R: the root weight).
+        table = table.reshape(table.shape[0] * width, self.features)
         # Keep XLA (CPU) from fusing the matmul into the per-edge gather.
         table = jax.lax.optimization_barrier(table)
-        messages = gnn._gather(table, senders * width + relations)  # [E, D]
+        if types is None:
+            num_nodes = nodes.shape[0]
+            source, target = senders, jnp.arange(num_nodes)
+        else:
+            # One-hot inputs: index the small [V*width, D] table through the node types
+            # instead of materialising an [N, width*D] one.
+            num_nodes = types.shape[0]
+            source, target = types[senders], types
+        messages = gnn._gather(table, source * width + relations)  # [E, D]
         if self.num_positions:
             embed = self.param(
                 "positions", nn.initializers.normal(1.0), (self.num_positions, in_features)
@@ -213,7 +219,7 @@ class RelationalGraphConv(nn.Module):
             mode="promise_in_bounds",
         )  # [N, D]
         if self.root_weight:
-            out = out + table.reshape(num_nodes, width, self.features)[:, -1]
+            out = out + gnn._gather(table, target * width + self.num_relations)  # [N, D]
         return out + bias
 
 
