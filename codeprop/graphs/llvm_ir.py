@@ -403,6 +403,8 @@ class _Parser:
                 if self.i >= len(self.toks):
                     raise IRError(f"malformed constant expression {tok!r}")
                 self.i += 1
+                if self.toks[self.i - 1] == "inrange" and self.peek() == "(":
+                    self.skip_balanced()  # inrange(-16, 24) qualifies the operands' group.
             self.skip_balanced()
             return CONSTANT, " ".join(self.toks[start : self.i])
         if tok == "asm":

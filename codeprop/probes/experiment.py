@@ -129,12 +129,13 @@ def build_programl_graphs(
     Returns:
       ``graphs`` (distinct, numpy GraphsTuples with ``nodes["text"]``), ``graph_of``
       [num examples] (-1 for an example without a graph) and a report: how many inputs
-      compiled (and by which fix-up), and every failure counted by reason (compile error,
-      timeout, memory limit, IR rejected, empty module, over `max_nodes`).
+      compiled (and by which fix-up), every failure counted by reason (compile error,
+      timeout, memory limit, IR rejected, empty module, over `max_nodes`), and up to 20
+      named examples per reason with their first error lines.
     """
     outcomes: collections.Counter = collections.Counter()
     attempts: collections.Counter = collections.Counter()
-    failures: dict[str, str] = {}
+    failures: dict[str, dict[str, str]] = collections.defaultdict(dict)  # reason -> examples.
     start = time.perf_counter()
     if bench.platform:
         keys = [ex["ir_file"] for ex in bench.examples]
@@ -160,7 +161,7 @@ def build_programl_graphs(
             else:
                 outcomes[result.reason] += 1
                 message = result.errors[-1][1][:300] if result.errors else ""
-                failures[names[key]] = f"{result.reason}: {message}"
+                failures[result.reason][names[key]] = message
         compile_seconds = time.perf_counter() - start
     graph_start = time.perf_counter()
     index: dict[str, int] = {}
@@ -173,7 +174,7 @@ def build_programl_graphs(
         except llvm_ir.IRError as e:
             reason = "empty module" if "empty module" in str(e) else "IR rejected"
             outcomes[reason] += 1
-            failures[names[key]] = f"{reason}: {str(e)[:300]}"
+            failures[reason][names[key]] = str(e)[:300]
             continue
         if graph.num_nodes > max_nodes:
             outcomes[f"over {max_nodes} nodes"] += 1
@@ -193,7 +194,9 @@ def build_programl_graphs(
             "distinct_inputs": len(distinct),
             "outcomes": dict(outcomes),
             "compiled_by": dict(attempts),
-            "failures": dict(sorted(failures.items())[:50]),
+            "failures": {  # Up to 20 examples per reason, with their first error lines.
+                reason: dict(sorted(cases.items())[:20]) for reason, cases in failures.items()
+            },
             "nodes_mean": round(float(nodes.mean()), 1) if len(nodes) else 0.0,
             "nodes_max": int(nodes.max()) if len(nodes) else 0,
             "edges_mean": round(float(edges.mean()), 1) if len(edges) else 0.0,

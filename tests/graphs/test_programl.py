@@ -157,6 +157,17 @@ def test_reader_operand_semantics():
     assert memcpy.operands[3][3] == "i1" and memcpy.operands[4][1] == "global"
     assert memcpy.callee == "@llvm.memcpy.p0i8.p0i8.i64"
     assert extract.result_type == "float"
+    # A constant expression with a qualifier group of its own (clang 22, C++ vtables).
+    module = llvm_ir.read(
+        "@vt = constant { [5 x ptr] } zeroinitializer\n"
+        "define void @g(ptr %p) {\n"
+        "  store ptr getelementptr inbounds inrange(-16, 24) ({ [5 x ptr] }, ptr @vt, i32 0,"
+        " i32 0, i32 2), ptr %p, align 8\n"
+        "  ret void\n"
+        "}\n"
+    )
+    store = module.functions[0].blocks[0][1][0]
+    assert [(p, k) for p, k, *_ in store.operands] == [(0, "constant"), (1, "value")]
     assert llvm_ir.normalise_pointers("[4 x i8*] addrspace(3)*") == "ptr addrspace(3)"
     assert llvm_ir.normalise_pointers("{ i32, float* }") == "{ i32, ptr }"
 
