@@ -35,8 +35,8 @@ def test_devmap_ten_fold(
 @pytest.mark.parametrize(
     ("benchmark", "at_least"),
     [
-        ("devmap/amd", 0.82),  # RESULTS.md: 84.9 ± 4.0
-        ("devmap/nvidia", 0.82),  # RESULTS.md: 85.1 ± 3.2
+        ("devmap/amd", 0.82),  # RESULTS.md: 85.4 ± 4.2
+        ("devmap/nvidia", 0.82),  # RESULTS.md: 85.4 ± 3.6
     ],
 )
 def test_devmap_programl_ten_fold(raw_dir, tfds_dir, tmp_path, monkeypatch, benchmark, at_least):
