@@ -521,14 +521,17 @@ def _parse_instruction(toks: list[str], line: str, structs: dict[str, str]) -> I
     def add(position, kind, key, text, raw):
         operands.append((position, kind, key, text, raw))
 
+    def same_type_pair() -> tuple[str, str]:
+        """``<type> a, b``: two operands sharing one written type; returns the type."""
+        text, raw = p.parse_type()
+        add(0, *p.parse_value(), text, raw)
+        p.expect(",")
+        add(1, *p.parse_value(), text, raw)
+        return text, raw
+
     if opcode in _BINARY:
         p.skip_flags()
-        result_type, raw_result_type = p.parse_type()
-        kind, key = p.parse_value()
-        add(0, kind, key, result_type, raw_result_type)
-        p.expect(",")
-        kind, key = p.parse_value()
-        add(1, kind, key, result_type, raw_result_type)
+        result_type, raw_result_type = same_type_pair()
     elif opcode == "load":
         p.skip_flags()
         result_type, raw_result_type = p.parse_type()
@@ -568,13 +571,7 @@ def _parse_instruction(toks: list[str], line: str, structs: dict[str, str]) -> I
     elif opcode in ("icmp", "fcmp"):
         p.skip_flags()
         p.take()  # Predicate.
-        text, raw = p.parse_type()
-        kind, key = p.parse_value()
-        add(0, kind, key, text, raw)
-        p.expect(",")
-        kind, key = p.parse_value()
-        add(1, kind, key, text, raw)
-        n = _vector_length(text)
+        n = _vector_length(same_type_pair()[0])
         result_type = raw_result_type = f"<{n} x i1>" if n else "i1"
     elif opcode == "br":
         if p.peek() == "label":

@@ -327,10 +327,8 @@ class GCN(nn.Module):
 
     def setup(self):
         cfg = self.config
-        self.node_embed = self.param(
-            "node_embed", nn.initializers.normal(stddev=1.0), (self.vocab_size, cfg.hidden_dim)
-        )
-        dims = [cfg.hidden_dim] * (cfg.num_layers - 1) + [cfg.embed_dim]
+        self.node_embed = node_embedding(self, self.vocab_size, cfg.hidden_dim)
+        dims = layer_dims(cfg.hidden_dim, cfg.embed_dim, cfg.num_layers)
         self.convs = [nn.Dense(d, name=f"conv_{i}") for i, d in enumerate(dims)]
         self.dropout = nn.Dropout(cfg.dropout_rate)
         self.head = nn.Dense(self.num_classes, name="head")
@@ -395,6 +393,16 @@ class GCN(nn.Module):
         """
         h = self.embed(graphs, deterministic=deterministic)  # [G, D]
         return classify(h, self.head, self.config.num_aux, aux, rows)
+
+
+def node_embedding(module: nn.Module, vocab_size: int, dim: int) -> jax.Array:
+    """The [V, H] node-input embedding parameter ``node_embed`` of a graph classifier."""
+    return module.param("node_embed", nn.initializers.normal(stddev=1.0), (vocab_size, dim))
+
+
+def layer_dims(hidden_dim: int, embed_dim: int, num_layers: int) -> list[int]:
+    """Output widths of the graph layers: hidden for all but the last, then embed."""
+    return [hidden_dim] * (num_layers - 1) + [embed_dim]
 
 
 def classify(

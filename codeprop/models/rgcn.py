@@ -244,10 +244,8 @@ class RGCN(nn.Module):
 
     def setup(self):
         cfg = self.config
-        self.node_embed = self.param(
-            "node_embed", nn.initializers.normal(stddev=1.0), (self.vocab_size, cfg.hidden_dim)
-        )
-        dims = [cfg.hidden_dim] * (cfg.num_layers - 1) + [cfg.embed_dim]
+        self.node_embed = gnn.node_embedding(self, self.vocab_size, cfg.hidden_dim)
+        dims = gnn.layer_dims(cfg.hidden_dim, cfg.embed_dim, cfg.num_layers)
         self.convs = [
             RelationalGraphConv(
                 d,
