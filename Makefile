@@ -11,11 +11,11 @@ WORKDIR ?= workdir
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,parity]'
 	touch $@
 
 $(BIN)/.bench-installed: $(BIN)/.installed
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test,parity,bench]'
 	touch $@
 
 # The main job: AST + GCN on devmap-amd and devmap-nvidia, stratified 10-fold CV.

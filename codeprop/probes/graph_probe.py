@@ -27,7 +27,10 @@ class TrainConfig:
     Attributes:
       epochs: passes over the training split.
       batch_size: most graphs per batch (batches are filled up to a fixed node budget).
-      learning_rate: AdamW learning rate.
+      learning_rate: AdamW (peak) learning rate.
+      schedule: ``'constant'`` or ``'cosine'`` (decay to zero over all epochs, after
+        `warmup_epochs` of linear warm-up); see `steps.learning_rate_schedule`.
+      warmup_epochs: warm-up length of the cosine schedule, in epochs.
       weight_decay: AdamW decoupled weight decay.
       seed: parameter initialisation, dropout and shuffling seed.
       steps_per_call: most training steps run in one jitted call (`steps.train_steps`;
@@ -38,6 +41,8 @@ class TrainConfig:
     epochs: int = 60
     batch_size: int = 64
     learning_rate: float = 1e-3
+    schedule: str = "constant"
+    warmup_epochs: int = 0
     weight_decay: float = 0.0
     seed: int = 0
     steps_per_call: int = 16
@@ -45,6 +50,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.steps_per_call < 1:
             raise ValueError("steps_per_call must be at least 1")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', not {self.schedule!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,8 +230,17 @@ def fit(
     )
     num_rows = row_budget(data, budget)
     first, _ = next(batches(data, split["train"][:1], budget, num_rows))
+    # Batches per epoch vary slightly with the shuffled order: the schedule is set from the
+    # training rows in split order (a cosine schedule holds at zero past its end).
+    per_epoch = num_batches(data, split["train"], budget)
+    learning_rate = steps.learning_rate_schedule(
+        config.learning_rate,
+        config.schedule,
+        per_epoch * config.epochs,
+        per_epoch * config.warmup_epochs,
+    )
     state = steps.create_train_state(
-        model, first, config.seed, steps.adamw(config.learning_rate, config.weight_decay)
+        model, first, config.seed, steps.adamw(learning_rate, config.weight_decay)
     )
     shuffle = np.random.default_rng(config.seed)
     best = {"accuracy": -1.0, "epoch": 0, "params": state.params}

@@ -31,9 +31,32 @@ class TrainState(train_state.TrainState):
     rng: jax.Array = struct.field(pytree_node=True, default=None)
 
 
-def adamw(learning_rate: float, weight_decay: float = 0.0) -> optax.GradientTransformation:
-    """AdamW, the optimiser the paper uses for every probe."""
+def adamw(
+    learning_rate: float | optax.Schedule, weight_decay: float = 0.0
+) -> optax.GradientTransformation:
+    """AdamW, the optimiser the paper uses for every probe (a fixed rate or a schedule)."""
     return optax.adamw(learning_rate, weight_decay=weight_decay)
+
+
+def learning_rate_schedule(
+    learning_rate: float, kind: str, total_steps: int, warmup_steps: int = 0
+) -> float | optax.Schedule:
+    """The learning rate per step.
+
+    Args:
+      learning_rate: the peak rate.
+      kind: ``'constant'`` (the rate itself) or ``'cosine'`` (linear warm-up over
+        `warmup_steps`, then cosine decay to zero at `total_steps`).
+      total_steps: steps in the whole run (cosine only).
+      warmup_steps: linear warm-up steps from zero (cosine only).
+    """
+    if kind == "constant":
+        return learning_rate
+    if kind == "cosine":
+        return optax.warmup_cosine_decay_schedule(
+            0.0, learning_rate, warmup_steps, max(total_steps, warmup_steps + 1)
+        )
+    raise ValueError(f"unknown learning-rate schedule {kind!r}; use 'constant' or 'cosine'")
 
 
 def create_train_state(

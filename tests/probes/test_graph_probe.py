@@ -1,5 +1,6 @@
 import jax
 import numpy as np
+import pytest
 
 from codeprop.graphs import ast, batching
 from codeprop.models import gnn
@@ -19,13 +20,16 @@ def _data(cfg, labels=LABELS, graph_of=None):
     return graph_probe.Examples(graphs, graph_of, labels), len(vocab)
 
 
-def test_overfits_eight_graphs():
+@pytest.mark.parametrize(
+    "schedule", [{}, {"schedule": "cosine", "warmup_epochs": 5}], ids=["constant", "cosine"]
+)
+def test_overfits_eight_graphs(schedule):
     cfg = gnn.GCNConfig(hidden_dim=32, embed_dim=32, readout="sum")
     data, vocab_size = _data(cfg)
     everything = np.arange(8)
     split = {"train": everything, "validation": everything, "test": everything}
     model = experiment.make_model(cfg, data.graphs, vocab_size, 2)
-    config = graph_probe.TrainConfig(epochs=150, batch_size=4, learning_rate=0.02)
+    config = graph_probe.TrainConfig(epochs=150, batch_size=4, learning_rate=0.02, **schedule)
     result = graph_probe.fit(model, data, split, config)
     assert (result["test_logits"].argmax(-1) == LABELS).mean() == 1.0
     assert result["history"][-1]["train_accuracy"] == 1.0
@@ -65,3 +69,8 @@ def test_batches_share_graphs_between_rows():
     assert batch["rows"].tolist() == [0, 0, 1, 1, 2, 3]
     assert batch["mask"].tolist() == [True] * 5 + [False]
     assert batch["inputs"].n_node.shape == (4,)
+
+
+def test_unknown_schedules_are_refused():
+    with pytest.raises(ValueError, match="schedule must be"):
+        graph_probe.TrainConfig(schedule="step")

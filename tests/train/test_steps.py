@@ -1,5 +1,6 @@
 import jax
 import numpy as np
+import pytest
 
 from codeprop.graphs import ast, batching
 from codeprop.models import gnn
@@ -67,3 +68,15 @@ def test_plan_matches_pack():
     assert [p.tolist() for p in planned] == [p.tolist() for p in packed]
     assert np.concatenate(planned).tolist() == order
     assert graph_probe.num_batches(data, np.array(order), budget) == len(planned)
+
+
+def test_cosine_schedule_warms_up_and_decays_to_zero():
+    schedule = steps.learning_rate_schedule(0.01, "cosine", total_steps=100, warmup_steps=10)
+    assert float(schedule(0)) == 0.0
+    np.testing.assert_allclose(float(schedule(5)), 0.005, rtol=1e-6)
+    np.testing.assert_allclose(float(schedule(10)), 0.01, rtol=1e-6)
+    np.testing.assert_allclose(float(schedule(55)), 0.005, rtol=1e-5)
+    assert float(schedule(100)) == 0.0 and float(schedule(120)) == 0.0
+    assert steps.learning_rate_schedule(0.01, "constant", 100) == 0.01
+    with pytest.raises(ValueError, match="unknown learning-rate schedule"):
+        steps.learning_rate_schedule(0.01, "linear", 100)

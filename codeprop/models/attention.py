@@ -1,0 +1,93 @@
+"""Grouped-query attention kernels and masks (pure functions).
+
+Letters: B batch, T query length, S key length, N query heads, K key/value heads,
+G = N // K query heads sharing one key/value head, H head dimension.
+
+Masks are boolean [B, T, S] (True = may attend). They are built from *slots*: the index of
+each query and key in the sequence (or in the KV cache), so causality and the sliding
+window follow the order of tokens, and from segment ids, so packed sequences do not see
+each other.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+IMPLEMENTATIONS = ("einsum", "xla", "cudnn")
+
+
+def causal_mask(
+    q_slots: jnp.ndarray,
+    kv_slots: jnp.ndarray,
+    q_segments: jnp.ndarray | None = None,
+    kv_segments: jnp.ndarray | None = None,
+    sliding_window: int | None = None,
+) -> jnp.ndarray:
+    """Which keys each query may attend to.
+
+    Args:
+      q_slots: [B, T] int slot of each query.
+      kv_slots: [B, S] int slot of each key.
+      q_segments, kv_segments: [B, T] and [B, S] segment ids (packed sequences), or None.
+      sliding_window: keys at most ``sliding_window - 1`` slots back are visible (the query
+        itself included), as in StarCoder2 and transformers; None for no window.
+
+    Returns:
+      [B, T, S] bool.
+    """
+    distance = q_slots[:, :, None] - kv_slots[:, None, :]  # [B, T, S]
+    mask = distance >= 0
+    if sliding_window is not None:
+        mask &= distance < sliding_window
+    if q_segments is not None:
+        mask &= q_segments[:, :, None] == kv_segments[:, None, :]
+    return mask
+
+
+def einsum_attention(
+    q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, mask: jnp.ndarray, scale: float
+) -> jnp.ndarray:
+    """Reference GQA: softmax in float32, no K/V tiling.
+
+    Args:
+      q: [B, T, N, H]; k, v: [B, S, K, H]; mask: [B, T, S] bool; scale: logit scale.
+
+    Returns:
+      [B, T, N, H] in q's dtype.
+    """
+    b, t, n, h = q.shape
+    kv_heads = k.shape[2]
+    q = q.reshape(b, t, kv_heads, n // kv_heads, h)  # [B, T, K, G, H]
+    logits = jnp.einsum("BTKGH,BSKH->BKGTS", q, k, preferred_element_type=jnp.float32)
+    logits = logits * scale
+    # A very negative finite value (not -inf): a fully masked row gives a uniform softmax
+    # instead of NaNs (such rows are padding and are never read).
+    big_neg = jnp.finfo(jnp.float32).min
+    logits = jnp.where(mask[:, None, None, :, :], logits, big_neg)
+    probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)  # [B, K, G, T, S]
+    out = jnp.einsum("BKGTS,BSKH->BTKGH", probs, v)
+    return out.reshape(b, t, n, h)  # [B, T, N, H]
+
+
+def attention(
+    q: jnp.ndarray,
+    k: jnp.ndarray,
+    v: jnp.ndarray,
+    mask: jnp.ndarray,
+    scale: float,
+    implementation: str = "einsum",
+) -> jnp.ndarray:
+    """GQA with the chosen kernel; shapes as in `einsum_attention`.
+
+    ``'einsum'`` is the reference above; ``'xla'`` and ``'cudnn'`` call
+    `jax.nn.dot_product_attention` (``'cudnn'`` is its flash-attention kernel on NVIDIA
+    GPUs, which needs bfloat16/float16 inputs).
+    """
+    if implementation == "einsum":
+        return einsum_attention(q, k, v, mask, scale)
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown attention implementation {implementation!r}; {IMPLEMENTATIONS}")
+    return jax.nn.dot_product_attention(
+        q, k, v, mask=mask[:, None, :, :], scale=scale, implementation=implementation
+    )

@@ -1,0 +1,188 @@
+"""Generation with a fixed-size KV cache: jitted prefill, then a jitted decode loop.
+
+Prompts of different lengths are right-padded to one length and prefilled together; each
+row's cache length is its own prompt length, so its first new token overwrites the
+padding (see `Decoder.extend`). Decoding runs in one `lax.while_loop` that stops when every
+row has finished (end-of-sequence token, a stop sequence, or ``max_new_tokens``).
+
+Sampling: greedy (``temperature=0``), or temperature sampling restricted by top-k and/or
+top-p (nucleus). Stop sequences are token-id sequences; a caller that stops on strings
+(e.g. ``"\\ndef "``) truncates the decoded text as well, since one string has many
+tokenisations.
+
+Example::
+
+    out = generation.generate(config, params, [[1, 2, 3], [4, 5]],
+                              generation.SamplingConfig(max_new_tokens=16), seed=0)
+    out.tokens[0]  # the new tokens of prompt 0, stop sequence / EOS removed
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from codeprop.models import decoder
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+    """How to choose tokens and when to stop.
+
+    Attributes:
+      max_new_tokens: most tokens generated per prompt.
+      temperature: 0 for greedy decoding; else logits are divided by it before sampling.
+      top_k: sample among the k most likely tokens (None: all).
+      top_p: sample among the most likely tokens whose probabilities sum to at least p.
+      eos_id: token that ends a row (removed from the output), or None.
+      stop_sequences: token-id sequences that end a row (removed from the output).
+    """
+
+    max_new_tokens: int = 64
+    temperature: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None
+    eos_id: int | None = None
+    stop_sequences: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1 or self.temperature < 0:
+            raise ValueError("max_new_tokens must be >= 1 and temperature >= 0")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if any(len(s) == 0 for s in self.stop_sequences):
+            raise ValueError("stop sequences must not be empty")
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """Generated tokens per prompt and why each row stopped (``eos``, ``stop``, ``length``)."""
+
+    tokens: list[list[int]]
+    finish_reasons: list[str]
+
+
+def sample(logits: jnp.ndarray, rng: jax.Array, config: SamplingConfig) -> jnp.ndarray:
+    """Next tokens [B] from ``logits`` [B, V] under ``config``."""
+    if config.temperature == 0:
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    logits = logits.astype(jnp.float32) / config.temperature
+    neg = jnp.finfo(jnp.float32).min
+    if config.top_k is not None:
+        kth = jax.lax.top_k(logits, config.top_k)[0][:, -1:]  # [B, 1]
+        logits = jnp.where(logits < kth, neg, logits)
+    if config.top_p is not None:
+        order = jnp.argsort(-logits, axis=-1)  # [B, V], most likely first
+        sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
+        probs = jax.nn.softmax(sorted_logits, axis=-1)
+        # Keep a token if the tokens before it hold less than top_p (the first always stays).
+        keep_sorted = (jnp.cumsum(probs, axis=-1) - probs) < config.top_p
+        keep = (
+            jnp.zeros_like(keep_sorted)
+            .at[jnp.arange(logits.shape[0])[:, None], order]
+            .set(keep_sorted)
+        )
+        logits = jnp.where(keep, logits, neg)
+    return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
+
+
+def _stopped(out: jnp.ndarray, step: jnp.ndarray, token: jnp.ndarray, config: SamplingConfig):
+    """[B] bool: the token just written at ``out[:, step]`` ends its row."""
+    done = jnp.zeros(token.shape, bool)
+    if config.eos_id is not None:
+        done |= token == config.eos_id
+    for stop in config.stop_sequences:
+        n = len(stop)
+        tail = jax.lax.dynamic_slice_in_dim(out, jnp.maximum(step + 1 - n, 0), n, axis=1)
+        done |= (step + 1 >= n) & jnp.all(tail == jnp.asarray(stop, jnp.int32), axis=1)
+    return done
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _prefill(config, params, tokens, lengths, cache):
+    """Runs the padded prompts [B, T]; returns the logits [B, V] after each real prompt."""
+    logits, cache = decoder.Decoder(config).apply(
+        {"params": params}, tokens, cache, lengths, method=decoder.Decoder.extend
+    )
+    last = jnp.take_along_axis(logits, (lengths - 1)[:, None, None], axis=1)[:, 0]  # [B, V]
+    return last, cache
+
+
+def _decode(config: decoder.DecoderConfig, sampling: SamplingConfig, params, logits, cache, rng):
+    """The decode loop: returns (tokens [B, max_new_tokens], steps taken per row [B],
+    finished flags [B])."""
+    b = logits.shape[0]
+    model = decoder.Decoder(config)
+    out = jnp.zeros((b, sampling.max_new_tokens), jnp.int32)
+    state = (0, out, jnp.zeros(b, bool), jnp.zeros(b, jnp.int32), logits, cache)
+
+    def cond(state):
+        step, _, done, *_ = state
+        return (step < sampling.max_new_tokens) & ~jnp.all(done)
+
+    def body(state):
+        step, out, done, count, logits, cache = state
+        token = sample(logits, jax.random.fold_in(rng, step), sampling)
+        out = out.at[:, step].set(token)
+        count = count + (~done).astype(jnp.int32)
+        done = done | _stopped(out, step, token, sampling)
+        logits, cache = model.apply(
+            {"params": params}, token[:, None], cache, method=decoder.Decoder.extend
+        )
+        return step + 1, out, done, count, logits[:, 0], cache
+
+    _, out, done, count, _, _ = jax.lax.while_loop(cond, body, state)
+    return out, count, done
+
+
+_decode_jit = jax.jit(_decode, static_argnums=(0, 1))
+
+
+def generate(
+    config: decoder.DecoderConfig,
+    params,
+    prompts: Sequence[Sequence[int]],
+    sampling: SamplingConfig = SamplingConfig(),
+    seed: int = 0,
+    pad_id: int = 0,
+) -> Generation:
+    """Continues each prompt (a list of token ids); same seed, same tokens.
+
+    The cache holds ``max(len(prompt)) + max_new_tokens`` slots; with learned positions
+    that must fit in ``config.max_positions``.
+    """
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("every prompt needs at least one token")
+    lengths = np.array([len(p) for p in prompts], np.int32)
+    width = int(lengths.max())
+    size = width + sampling.max_new_tokens
+    if config.position_embedding == "learned" and size > config.max_positions:
+        raise ValueError(
+            f"prompt ({width}) + max_new_tokens ({sampling.max_new_tokens}) exceeds the "
+            f"{config.max_positions} learned positions"
+        )
+    tokens = np.full((len(prompts), width), pad_id, np.int32)
+    for row, prompt in enumerate(prompts):
+        tokens[row, : len(prompt)] = prompt
+    cache = decoder.init_cache(config, len(prompts), size)
+    logits, cache = _prefill(config, params, jnp.asarray(tokens), jnp.asarray(lengths), cache)
+    out, count, done = _decode_jit(config, sampling, params, logits, cache, jax.random.key(seed))
+    out, count, done = np.asarray(out), np.asarray(count), np.asarray(done)
+    results, reasons = [], []
+    for row in range(len(prompts)):
+        new = out[row, : count[row]].tolist()
+        reason = "length"
+        if done[row]:
+            if sampling.eos_id is not None and new[-1] == sampling.eos_id:
+                new, reason = new[:-1], "eos"
+            else:
+                stop = next(s for s in sampling.stop_sequences if tuple(new[-len(s) :]) == s)
+                new, reason = new[: len(new) - len(stop)], "stop"
+        results.append(new)
+        reasons.append(reason)
+    return Generation(results, reasons)
