@@ -41,6 +41,7 @@ def time_codeprop(model, graphs, labels, batch_size, epochs, lr, seed, steps_per
     data = graph_probe.Examples.one_graph_per_row(graphs, labels)
     budget = batching.estimate_budget(graphs, batch_size)
     num_rows = graph_probe.row_budget(data, budget)
+    batcher = graph_probe.GraphBatcher(data, budget, num_rows)
     train = np.arange(len(graphs))
     first, _ = next(graph_probe.batches(data, train[:1], budget, num_rows))
     state = steps.create_train_state(model, first, seed, steps.adamw(lr))
@@ -52,7 +53,7 @@ def time_codeprop(model, graphs, labels, batch_size, epochs, lr, seed, steps_per
     for epoch in range(epochs + 1):
         start = time.perf_counter()
         order = order if epoch == 0 else shuffle.permutation(train)
-        state, _ = graph_probe.train_epoch(state, data, order, budget, num_rows, per_call)
+        state, _ = graph_probe.train_epoch(state, batcher, order, per_call)
         jax.block_until_ready(state.params)
         times.append(time.perf_counter() - start)
     return times, sum(x.size for x in jax.tree.leaves(state.params)), budget

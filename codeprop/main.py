@@ -9,9 +9,10 @@ Export ProGraML graphs (`programl_main`, reached as ``python -m codeprop.graphs.
 
     python -m codeprop.graphs.programl kernel.cl program.cpp module.ll --out graphs/
 
-The experiment's entry point is the one configurable function the gin files bind
-(`codeprop.probes.experiment.run_graph_probe`). The full config is written to
-``<workdir>/config.gin`` before the run and the operative config to
+The experiment's entry point is the one configurable function the gin files bind:
+`codeprop.probes.experiment.run_graph_probe` (AST/ProGraML graphs + GNN) or
+`codeprop.probes.llm_experiment.run_llm_probe` (a decoder LM + classification head).
+The full config is written to ``<workdir>/config.gin`` before the run and the operative config to
 ``<workdir>/operative_config.gin`` after it.
 """
 
@@ -53,24 +54,44 @@ def unset_required(fn) -> list[str]:
     return missing
 
 
+def entry_point():
+    """The experiment function the parsed gin config binds: exactly one of
+    `experiment.run_graph_probe` and `llm_experiment.run_llm_probe`."""
+    from codeprop.probes import experiment, llm_experiment  # Imported here: they load JAX.
+
+    def bound(fn) -> bool:
+        try:
+            return bool(gin.get_bindings(fn))
+        except (ValueError, KeyError):  # Not registered: no gin file mentions it.
+            return False
+
+    entries = [fn for fn in (experiment.run_graph_probe, llm_experiment.run_llm_probe) if bound(fn)]
+    if len(entries) != 1:
+        names = [fn.__name__ for fn in entries] or ["none"]
+        raise ValueError(
+            "the gin files must configure exactly one of run_graph_probe and run_llm_probe; "
+            f"they configure {', '.join(names)}"
+        )
+    return entries[0]
+
+
 def run(gin_files: list[str], gin_bindings: list[str], workdir: str, search_paths=(".",)) -> dict:
     """Parses the gin config and runs the experiment it configures; returns its results.
 
     Raises:
       ValueError: a required parameter was not set by the gin files or bindings.
     """
-    from codeprop.probes import experiment  # Imported here: it loads JAX.
-
     for path in search_paths:
         gin.add_config_file_search_path(path)
     gin.parse_config_files_and_bindings(gin_files, gin_bindings, finalize_config=False)
-    missing = unset_required(experiment.run_graph_probe)
+    fn = entry_point()
+    missing = unset_required(fn)
     if missing:
         raise ValueError(f"required gin parameters not set: {', '.join(missing)}")
     workdir_path = pathlib.Path(workdir)
     workdir_path.mkdir(parents=True, exist_ok=True)
     (workdir_path / "config.gin").write_text(gin.config_str())
-    entry = gin.get_configurable(experiment.run_graph_probe)
+    entry = gin.get_configurable(fn)
     results = entry(workdir=workdir)
     (workdir_path / "operative_config.gin").write_text(gin.operative_config_str())
     return results

@@ -26,7 +26,7 @@ SMALL_C_PROGRAMS = [
 
 def _find_raw_dir() -> pathlib.Path | None:
     if os.environ.get("CODEPROP_DATA_DIR"):
-        return pathlib.Path(os.environ["CODEPROP_DATA_DIR"])
+        return pathlib.Path(os.environ["CODEPROP_DATA_DIR"]).resolve()
     candidate = REPO.parent / "shared" / "datasets"
     return candidate if candidate.is_dir() else None
 

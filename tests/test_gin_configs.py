@@ -3,8 +3,8 @@ import pathlib
 import pytest
 
 import gin
-from codeprop.models import gnn, rgcn
-from codeprop.probes import experiment, graph_probe
+from codeprop.models import decoder, gnn, rgcn
+from codeprop.probes import experiment, graph_probe, llm_experiment
 
 from conftest import REPO
 
@@ -29,12 +29,19 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
     gin.parse_config_files_and_bindings([str(path)], [], finalize_config=False)
     from codeprop import main
 
-    assert main.unset_required(experiment.run_graph_probe) == []
-    bound = gin.get_bindings(experiment.run_graph_probe)
+    entry = main.entry_point()
+    assert main.unset_required(entry) == []
+    bound = gin.get_bindings(entry)
+    if entry is llm_experiment.run_llm_probe:
+        config = gin.get_configurable(decoder.DecoderConfig)()
+        assert (config.vocab_size, config.num_heads, config.num_kv_heads) == (263, 4, 2)
+        assert bound["tokenizer"] == "bytes" and bound["pooling"] == "last"
     assert bound["benchmark"] in ("devmap/amd", "devmap/nvidia", "poj104")
     assert bound["protocol"] in experiment.PROTOCOLS
     train = gin.get_configurable(graph_probe.TrainConfig)()
-    if bound["representation"] == "ast":
+    if entry is llm_experiment.run_llm_probe:
+        pass
+    elif bound["representation"] == "ast":
         model = gin.get_configurable(gnn.GCNConfig)()
         assert model.num_layers == 2
     else:
@@ -69,3 +76,14 @@ def test_required_macros_must_be_set(tmp_path):
 
     with pytest.raises(ValueError, match="not set: benchmark, protocol, train.epochs"):
         main.run([str(REPO / "gin/runs/graph_probe.gin")], [], str(tmp_path), [str(REPO)])
+
+
+def test_both_entry_points_at_once_is_an_error(tmp_path):
+    from codeprop import main
+
+    files = [
+        str(REPO / "gin/experiments/devmap_amd_ast_gcn.gin"),
+        str(REPO / "gin/models/decoder_tiny.gin"),
+    ]
+    with pytest.raises(ValueError, match="exactly one of run_graph_probe and run_llm_probe"):
+        main.run(files, [], str(tmp_path), [str(REPO)])

@@ -33,7 +33,7 @@ REPRESENTATIONS = ("ast", "programl")
 DEFAULT_MAX_NODES = 50_000
 
 
-def _source_of(bench: benchmarks.Benchmark, example: dict, source_field: str | None) -> str:
+def source_of(bench: benchmarks.Benchmark, example: dict, source_field: str | None) -> str:
     if source_field:
         return example[source_field]
     return example["normalized_source"] if bench.platform else example["text"]
@@ -52,7 +52,7 @@ def build_ast_graphs(bench: benchmarks.Benchmark, source_field: str | None = Non
     graphs, graph_of = [], []
     start = time.perf_counter()
     for ex in bench.examples:
-        text = _source_of(bench, ex, source_field)
+        text = source_of(bench, ex, source_field)
         if text not in index:
             index[text] = len(graphs)
             graphs.append(ast.ast_graph(text, language))
@@ -213,7 +213,7 @@ def programl_inputs(graph, model: rgcn.RGCNConfig):
     return rgcn.add_rgcn_norm(graph, model)
 
 
-def _aux_inputs(examples: list[dict], train: np.ndarray) -> np.ndarray:
+def aux_inputs_of(examples: list[dict], train: np.ndarray) -> np.ndarray:
     """[N, 2] log transfer and log work-group size, standardised on the training rows."""
     x = np.log1p(np.array([[e["transfer"], e["wgsize"]] for e in examples], np.float64))
     mean, std = x[train].mean(0), x[train].std(0) + 1e-6
@@ -330,9 +330,7 @@ def run_graph_probe(
         "folds": folds,
         "aggregate": report.aggregate(folds),
     }
-    _write_embeddings(workdir / "embeddings.npz", embeddings, labels, test_fold)
-    (workdir / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
-    (workdir / "results.md").write_text(report.markdown(results))
+    write_results(workdir, results, embeddings, labels, test_fold)
     return results
 
 
@@ -359,11 +357,21 @@ def _run_fold(i, split, bench, built, model, train, aux_inputs, writer) -> tuple
         graphs=graphs,
         graph_of=built["graph_of"],
         labels=labels,
-        aux=_aux_inputs(bench.examples, split["train"]) if aux_inputs else None,
+        aux=aux_inputs_of(bench.examples, split["train"]) if aux_inputs else None,
     )
     result = graph_probe.fit(
         module, data, split, train, writer=writer, step_offset=i * (train.epochs + 1)
     )
+    fold = fold_record(i, split, bench, result, start)
+    fold.update(test_without_graph=without, vocab_size=len(vocab))
+    return fold, result["test_embeddings"]
+
+
+def fold_record(
+    i: int, split: dict, bench: benchmarks.Benchmark, result: dict, start: float
+) -> dict:
+    """One fold's sizes, model selection and test metrics (devmap: with speed-ups)."""
+    labels = np.array(bench.labels, np.int32)
     predictions = result["test_logits"].argmax(-1)
     best = result["history"][result["best_epoch"] - 1]
     fold = {
@@ -371,8 +379,6 @@ def _run_fold(i, split, bench, built, model, train, aux_inputs, writer) -> tuple
         "train": len(split["train"]),
         "validation": len(split["validation"]),
         "test": len(split["test"]),
-        "test_without_graph": without,
-        "vocab_size": len(vocab),
         "best_epoch": result["best_epoch"],
         "best_validation_accuracy": best.get("validation_accuracy", float("nan")),
         "num_params": gnn.num_params(result["params"]),
@@ -382,10 +388,18 @@ def _run_fold(i, split, bench, built, model, train, aux_inputs, writer) -> tuple
     if bench.platform:
         test_examples = [bench.examples[j] for j in split["test"]]
         fold.update(devmap.speedup_over_static(predictions, test_examples, bench.platform))
-    return fold, result["test_embeddings"]
+    return fold
 
 
-def _write_embeddings(path, embeddings, labels, test_fold) -> None:
+def write_results(workdir: pathlib.Path, results: dict, embeddings, labels, test_fold) -> None:
+    """``results.json``, ``results.md`` and ``embeddings.npz`` (each example's test
+    embedding, label and test fold; NaN rows for examples never tested)."""
+    write_embeddings(workdir / "embeddings.npz", embeddings, labels, test_fold)
+    (workdir / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    (workdir / "results.md").write_text(report.markdown(results))
+
+
+def write_embeddings(path, embeddings, labels, test_fold) -> None:
     dim = embeddings[0][1].shape[1]
     table = np.full((len(labels), dim), np.nan, np.float32)
     for idx, emb in embeddings:

@@ -84,7 +84,7 @@ def row_budget(data: Examples, budget: batching.Budget) -> int:
     return (budget.n_graph - 1) * most
 
 
-def _graph_order(data: Examples, rows: np.ndarray) -> dict[int, list[int]]:
+def graph_order(data: Examples, rows: np.ndarray) -> dict[int, list[int]]:
     """Rows grouped by graph, graphs in order of first appearance."""
     groups: dict[int, list[int]] = {}
     for r in rows:
@@ -94,7 +94,7 @@ def _graph_order(data: Examples, rows: np.ndarray) -> dict[int, list[int]]:
 
 def num_batches(data: Examples, rows: np.ndarray, budget: batching.Budget) -> int:
     """How many batches `batches` makes of `rows`."""
-    return len(batching.plan(data.graphs, budget, list(_graph_order(data, rows))))
+    return len(batching.plan(data.graphs, budget, list(graph_order(data, rows))))
 
 
 def batches(data: Examples, rows: np.ndarray, budget: batching.Budget, num_rows: int):
@@ -104,25 +104,70 @@ def batches(data: Examples, rows: np.ndarray, budget: batching.Budget, num_rows:
       (batch, batch_rows): the batch dict (``inputs``, ``rows`` [R], ``labels`` [R],
       ``mask`` [R], ``aux`` [R, A]) and the example indices of its real rows, in order.
     """
-    groups = _graph_order(data, rows)
+    groups = graph_order(data, rows)
     for graph, slots in batching.pack(data.graphs, budget, list(groups)):
-        batch_rows = np.concatenate([groups[g] for g in slots]).astype(np.int64)
-        slot_of_row = np.repeat(np.arange(len(slots)), [len(groups[g]) for g in slots])
-        n = len(batch_rows)
-        batch = {
-            "inputs": graph,
-            # Padding rows read the padding graph, the last slot.
-            "rows": np.full(num_rows, budget.n_graph - 1, np.int32),
-            "labels": np.zeros(num_rows, np.int32),
-            "mask": np.zeros(num_rows, bool),
-        }
-        batch["rows"][:n] = slot_of_row
-        batch["labels"][:n] = data.labels[batch_rows]
-        batch["mask"][:n] = True
-        if data.aux is not None:
-            batch["aux"] = np.zeros((num_rows, data.aux.shape[1]), np.float32)
-            batch["aux"][:n] = data.aux[batch_rows]
-        yield batch, batch_rows
+        # Padding rows read the padding graph, the last slot.
+        batch, batch_rows = row_fields(data, groups, slots, num_rows, budget.n_graph - 1)
+        yield {"inputs": graph, **batch}, batch_rows
+
+
+def row_fields(data: Examples, groups: dict, slots: list[int], num_rows: int, pad_slot: int):
+    """The row part of a batch whose input slots hold the graphs (or sequences) `slots`.
+
+    Returns:
+      (``rows`` [R] slot of each row, ``labels`` [R], ``mask`` [R] and ``aux`` [R, A] when
+      the data has it; the example indices of the real rows, in order). Padding rows read
+      ``pad_slot``.
+    """
+    batch_rows = np.concatenate([groups[g] for g in slots]).astype(np.int64)
+    n = len(batch_rows)
+    batch = {
+        "rows": np.full(num_rows, pad_slot, np.int32),
+        "labels": np.zeros(num_rows, np.int32),
+        "mask": np.zeros(num_rows, bool),
+    }
+    batch["rows"][:n] = np.repeat(np.arange(len(slots)), [len(groups[g]) for g in slots])
+    batch["labels"][:n] = data.labels[batch_rows]
+    batch["mask"][:n] = True
+    if data.aux is not None:
+        batch["aux"] = np.zeros((num_rows, data.aux.shape[1]), np.float32)
+        batch["aux"][:n] = data.aux[batch_rows]
+    return batch, batch_rows
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphBatcher:
+    """Padded graph batches of example rows with a fixed budget (one compiled shape).
+
+    The probe loop (`fit`, `train_epoch`, `evaluate`) takes any object with these two
+    methods; `codeprop.probes.sequences.SequenceBatcher` is the token-sequence one.
+    """
+
+    data: Examples
+    budget: batching.Budget
+    num_rows: int
+
+    @classmethod
+    def for_split(cls, data: Examples, split: dict[str, np.ndarray], batch_size: int):
+        """A budget from the training graphs that also holds every evaluation graph."""
+        train = np.unique(data.graph_of[split["train"]])
+        others = np.unique(data.graph_of[np.concatenate([split["validation"], split["test"]])])
+        budget = batching.estimate_budget(
+            [data.graphs[g] for g in train],
+            batch_size,
+            also_fit=[data.graphs[g] for g in others],
+        )
+        return cls(data, budget, row_budget(data, budget))
+
+    def batches(self, rows: np.ndarray):
+        """(batch, example indices of its real rows) for `rows`, in order; see `batches`."""
+        return batches(self.data, rows, self.budget, self.num_rows)
+
+    def num_batches(self, rows: np.ndarray) -> int:
+        return num_batches(self.data, rows, self.budget)
+
+    def describe(self) -> dict:
+        return dataclasses.asdict(self.budget) | {"n_row": self.num_rows}
 
 
 def _stack(items: list[dict], size: int) -> tuple[dict, np.ndarray]:
@@ -138,10 +183,8 @@ def _stack(items: list[dict], size: int) -> tuple[dict, np.ndarray]:
 
 def train_epoch(
     state: steps.TrainState,
-    data: Examples,
+    batcher: GraphBatcher,
     rows: np.ndarray,
-    budget: batching.Budget,
-    num_rows: int,
     steps_per_call: int = 16,
 ) -> tuple[steps.TrainState, steps.ClassificationMetrics]:
     """One pass over `rows` in their order, `steps_per_call` steps per jitted call.
@@ -158,7 +201,7 @@ def train_epoch(
         pending.clear()
         return state, m if merged is None else merged.merge(m)
 
-    for batch, _ in batches(data, rows, budget, num_rows):
+    for batch, _ in batcher.batches(rows):
         pending.append(batch)
         if len(pending) == steps_per_call:
             state, merged = flush(state, merged)
@@ -167,12 +210,12 @@ def train_epoch(
     return state, merged
 
 
-def evaluate(state, data: Examples, rows, budget, num_rows, with_embeddings=False) -> dict:
+def evaluate(state, batcher: GraphBatcher, rows, with_embeddings=False) -> dict:
     """Logits [n, C] of `rows` (in that order), their mean loss, and optionally the graph
     embeddings [n, D] of each row."""
     rows = np.asarray(rows)
     logits, embeddings, order, merged = [], [], [], None
-    for batch, batch_rows in batches(data, rows, budget, num_rows):
+    for batch, batch_rows in batcher.batches(rows):
         batch_logits, m = steps.eval_step(state, batch)
         n = len(batch_rows)
         logits.append(np.asarray(batch_logits)[:n])
@@ -199,17 +242,23 @@ def fit(
     config: TrainConfig,
     writer: metric_writers.MetricWriter | None = None,
     step_offset: int = 0,
+    batcher=None,
+    initial_params=None,
 ) -> dict:
     """Trains `model` on one split with best-validation model selection.
 
     Args:
-      model: a flax module called as ``model.apply(vars, graphs, aux, rows,
-        deterministic=...)`` with an ``embed`` method (e.g. `codeprop.models.gnn.GCN`).
-      data: the example rows and their graphs.
+      model: a flax module called as ``model.apply(vars, inputs, aux, rows,
+        deterministic=...)`` with an ``embed`` method (e.g. `codeprop.models.gnn.GCN`,
+        `codeprop.models.heads.DecoderClassifier`).
+      data: the example rows and their graphs (or token sequences).
       split: row index arrays ``train``, ``validation``, ``test``.
       config: optimisation settings.
       writer: clu metric writer for per-epoch scalars (losses, accuracies), or None.
       step_offset: added to the epoch number when writing scalars (separates folds).
+      batcher: makes the batches; None for a `GraphBatcher` sized for this split.
+      initial_params: a function ``params -> params`` applied to the freshly initialised
+        parameters (e.g. to put a pretrained decoder in), or None.
 
     Returns:
       ``params`` (best), ``best_epoch``, ``history`` (per-epoch train loss and accuracy,
@@ -217,22 +266,12 @@ def fit(
       and ``budget`` (the padded batch sizes used).
     """
 
-    def graph_ids(rows):
-        return np.unique(data.graph_of[rows])
-
-    # Evaluation graphs may be larger than any training graph: the budget holds them too.
-    budget = batching.estimate_budget(
-        [data.graphs[g] for g in graph_ids(split["train"])],
-        config.batch_size,
-        also_fit=[
-            data.graphs[g] for g in graph_ids(np.concatenate([split["validation"], split["test"]]))
-        ],
-    )
-    num_rows = row_budget(data, budget)
-    first, _ = next(batches(data, split["train"][:1], budget, num_rows))
+    if batcher is None:
+        batcher = GraphBatcher.for_split(data, split, config.batch_size)
+    first, _ = next(batcher.batches(split["train"][:1]))
     # Batches per epoch vary slightly with the shuffled order: the schedule is set from the
     # training rows in split order (a cosine schedule holds at zero past its end).
-    per_epoch = num_batches(data, split["train"], budget)
+    per_epoch = batcher.num_batches(split["train"])
     learning_rate = steps.learning_rate_schedule(
         config.learning_rate,
         config.schedule,
@@ -242,6 +281,9 @@ def fit(
     state = steps.create_train_state(
         model, first, config.seed, steps.adamw(learning_rate, config.weight_decay)
     )
+    if initial_params is not None:
+        params = initial_params(state.params)
+        state = state.replace(params=params, opt_state=state.tx.init(params))
     shuffle = np.random.default_rng(config.seed)
     best = {"accuracy": -1.0, "epoch": 0, "params": state.params}
     history = []
@@ -250,8 +292,8 @@ def fit(
     for epoch in range(1, config.epochs + 1):
         order = shuffle.permutation(split["train"])
         if per_call is None:  # Fixed for the run (one compilation), from the first epoch.
-            per_call = min(config.steps_per_call, num_batches(data, order, budget) + 1)
-        state, merged = train_epoch(state, data, order, budget, num_rows, per_call)
+            per_call = min(config.steps_per_call, batcher.num_batches(order) + 1)
+        state, merged = train_epoch(state, batcher, order, per_call)
         computed = merged.compute()
         record = {
             "epoch": epoch,
@@ -259,7 +301,7 @@ def fit(
             "train_accuracy": float(computed["accuracy"]),
         }
         if len(split["validation"]):
-            val = evaluate(state, data, split["validation"], budget, num_rows)
+            val = evaluate(state, batcher, split["validation"])
             record["validation_loss"] = val["loss"]
             record["validation_accuracy"] = float(np.mean(val["logits"].argmax(-1) == val_labels))
             improved = record["validation_accuracy"] > best["accuracy"]
@@ -277,12 +319,12 @@ def fit(
                 "params": state.params,
             }
     state = state.replace(params=best["params"])
-    test = evaluate(state, data, split["test"], budget, num_rows, with_embeddings=True)
+    test = evaluate(state, batcher, split["test"], with_embeddings=True)
     return {
         "params": jax.device_get(best["params"]),
         "best_epoch": best["epoch"],
         "history": history,
         "test_logits": test["logits"],
         "test_embeddings": test.get("embeddings"),
-        "budget": dataclasses.asdict(budget) | {"n_row": num_rows},
+        "budget": batcher.describe(),
     }

@@ -16,7 +16,7 @@ import torch
 import transformers
 
 from codeprop.checkpoints import hf, hf_layout
-from codeprop.models import decoder
+from codeprop.models import decoder, heads
 
 VOCAB = 101
 SPECIAL = {"bos_token_id": 0, "eos_token_id": 0}
@@ -245,3 +245,31 @@ def test_codeshell_import_matches_starcoder2_logits(tmp_path):
     assert sorted(before) == sorted(after)
     for name in before:
         np.testing.assert_array_equal(before[name], after[name])
+
+
+@pytest.mark.parametrize("case", ["starcoder2_gqa_tied", "llama_gqa"])
+def test_classification_head_matches_transformers_sequence_classification(case, tmp_path):
+    config = CASES[case]()
+    config.num_labels, config.pad_token_id = 3, 0
+    classifier = _randomise(
+        transformers.AutoModelForSequenceClassification.from_config(
+            config, attn_implementation="eager"
+        ).float()
+    )
+    lm = transformers.AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+    missing = lm.load_state_dict(classifier.state_dict(), strict=False).missing_keys
+    assert set(missing) <= {"lm_head.weight"}
+    lm.save_pretrained(tmp_path)
+    dec_config, dec_params = hf.load(tmp_path)
+    tokens = np.where(TOKENS == 0, 1, TOKENS)
+    tokens[0, 9:] = 0  # right padding: row 0 has 9 tokens, row 1 all 13
+    with torch.no_grad():
+        expected = classifier(torch.from_numpy(tokens.astype(np.int64))).logits.numpy()
+    params = {
+        "decoder": dec_params,
+        "score": {"kernel": classifier.score.weight.detach().numpy().T},
+    }
+    model = heads.DecoderClassifier(dec_config, num_classes=3, pad_id=0)
+    ours = np.asarray(model.apply({"params": params}, jnp.asarray(tokens)))
+    assert ours.shape == (2, 3)
+    assert np.abs(ours - expected).max() < 1e-5

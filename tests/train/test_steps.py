@@ -49,7 +49,9 @@ def test_train_epoch_does_not_depend_on_steps_per_call():
     state, _, data, budget, num_rows = _setup()
     order = np.array([4, 1, 5, 0, 3, 2])
     results = [
-        graph_probe.train_epoch(state, data, order, budget, num_rows, per_call)
+        graph_probe.train_epoch(
+            state, graph_probe.GraphBatcher(data, budget, num_rows), order, per_call
+        )
         for per_call in (1, 2, 4)
     ]
     for other, _ in results[1:]:

@@ -1,0 +1,106 @@
+"""The LLM arm of the probes: pooling, sequence batches, fine-tuning, the gin entry point."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from codeprop import main
+from codeprop.checkpoints import hf
+from codeprop.data import tokenization
+from codeprop.models import decoder, heads
+from codeprop.probes import graph_probe, sequences
+
+from conftest import REPO, SMALL_C_PROGRAMS
+
+CONFIG = decoder.tiny(vocab_size=263).replace(embed_dim=32, mlp_dim=64, num_layers=2)
+LABELS = np.array([0, 1, 0, 1, 1, 0, 0, 1], np.int32)
+
+
+def test_pooling_last_and_mean_skip_padding():
+    tokens = jnp.asarray([[5, 6, 7, 0, 0], [1, 2, 3, 4, 5]])
+    hidden = jnp.arange(2 * 5 * 3, dtype=jnp.float32).reshape(2, 5, 3)
+    np.testing.assert_array_equal(
+        heads.pool(hidden, tokens, 0, "last"), hidden[jnp.arange(2), jnp.array([2, 4])]
+    )
+    np.testing.assert_allclose(heads.pool(hidden, tokens, 0, "mean")[0], hidden[0, :3].mean(0))
+    np.testing.assert_allclose(heads.pool(hidden, tokens, 0, "mean")[1], hidden[1].mean(0))
+
+
+def _data(graph_of=None):
+    tok = tokenization.ByteTokenizer()
+    seqs = [np.asarray(tok.encode(p)[:48], np.int32) for p in SMALL_C_PROGRAMS]
+    graph_of = np.arange(8) if graph_of is None else graph_of
+    labels = LABELS if len(graph_of) == 8 else np.resize(LABELS, len(graph_of))
+    return graph_probe.Examples(seqs, graph_of, labels), tok
+
+
+def test_sequence_batches_share_sequences_between_rows():
+    data, tok = _data(np.array([0, 1, 0, 2, 1, 3]))
+    batcher = sequences.SequenceBatcher.for_data(data, batch_size=2, pad_id=tok.pad_id)
+    assert (batcher.length, batcher.num_rows) == (48, 4)
+    assert batcher.num_batches(np.arange(6)) == 2
+    (first, rows), (second, rows2) = list(batcher.batches(np.arange(6)))
+    assert first["inputs"].shape == (2, 48) and rows.tolist() == [0, 2, 1, 4]
+    assert first["rows"].tolist() == [0, 0, 1, 1] and first["mask"].all()
+    assert rows2.tolist() == [3, 5] and second["mask"].tolist() == [True, True, False, False]
+    np.testing.assert_array_equal(second["inputs"][1, : len(data.graphs[3])], data.graphs[3])
+
+
+def test_decoder_classifier_overfits_eight_programs():
+    data, tok = _data()
+    split = {"train": np.arange(8), "validation": np.arange(8), "test": np.arange(8)}
+    model = heads.DecoderClassifier(CONFIG, num_classes=2, pad_id=tok.pad_id)
+    batcher = sequences.SequenceBatcher.for_data(data, batch_size=4, pad_id=tok.pad_id)
+    config = graph_probe.TrainConfig(epochs=40, batch_size=4, learning_rate=3e-3)
+    result = graph_probe.fit(model, data, split, config, batcher=batcher)
+    assert (result["test_logits"].argmax(-1) == LABELS).all()
+    assert result["test_embeddings"].shape == (8, 32)
+
+
+def test_pretrained_decoder_goes_in_under_decoder(tmp_path):
+    pretrained = decoder.init_params(CONFIG, jax.random.key(42))
+    hf.save(CONFIG, pretrained, tmp_path, "codeshell")
+    config, loaded = hf.load(tmp_path)
+    data, tok = _data()
+    split = {"train": np.arange(6), "validation": np.arange(6, 8), "test": np.arange(6, 8)}
+    model = heads.DecoderClassifier(config, num_classes=2, pad_id=tok.pad_id, pooling="mean")
+    batcher = sequences.SequenceBatcher.for_data(data, batch_size=4, pad_id=tok.pad_id)
+    frozen = graph_probe.TrainConfig(epochs=1, batch_size=4, learning_rate=0.0)
+    result = graph_probe.fit(
+        model,
+        data,
+        split,
+        frozen,
+        batcher=batcher,
+        initial_params=lambda p: {**p, "decoder": loaded},
+    )
+    for a, b in zip(jax.tree.leaves(result["params"]["decoder"]), jax.tree.leaves(pretrained)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_llm_probe_runs_from_gin_on_devmap(raw_dir, tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    bindings = [
+        "EPOCHS = 1",
+        "MAX_TOKENS = 64",
+        "BATCH_SIZE = 32",
+        "decoder.DecoderConfig.num_layers = 1",
+        "decoder.DecoderConfig.embed_dim = 32",
+        "llm_experiment.run_llm_probe.max_folds = 1",
+        f"llm_experiment.run_llm_probe.raw_dir = '{raw_dir}'",
+    ]
+    gin_file = str(REPO / "gin/experiments/devmap_amd_decoder_tiny.gin")
+    results = main.run([gin_file], bindings, str(tmp_path), [str(REPO)])
+    (fold,) = results["folds"]
+    assert (fold["train"], fold["validation"], fold["test"]) == (551, 61, 68)
+    assert 0.0 <= fold["accuracy"] <= 1.0 and "speedup_mean" in results["aggregate"]
+    report = results["data"]["sequences"]
+    assert report["examples"] == 680 and report["distinct_sources"] == 247
+    assert 0 < report["truncated_sources"] <= 247 and report["max_tokens"] == 64
+    assert results["representation"] == "tokens" and "aux inputs" in results["model"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["settings"]["decoder"]["num_kv_heads"] == 2
+    emb = np.load(tmp_path / "embeddings.npz")
+    assert emb["embeddings"].shape == (680, 32) and (emb["test_fold"] == 0).sum() == 68
