@@ -74,20 +74,32 @@ def attention(
     q: jnp.ndarray,
     k: jnp.ndarray,
     v: jnp.ndarray,
-    mask: jnp.ndarray,
+    mask: jnp.ndarray | None,
     scale: float,
     implementation: str = "einsum",
+    sliding_window: int | None = None,
 ) -> jnp.ndarray:
     """GQA with the chosen kernel; shapes as in `einsum_attention`.
 
     ``'einsum'`` is the reference above; ``'xla'`` and ``'cudnn'`` call
     `jax.nn.dot_product_attention` (``'cudnn'`` is its flash-attention kernel on NVIDIA
-    GPUs, which needs bfloat16/float16 inputs).
+    GPUs, which needs bfloat16/float16 inputs). ``mask=None`` means plain causal attention
+    over one sequence per row (with ``sliding_window``): the cuDNN kernel then builds the
+    mask itself instead of reading a [B, T, S] array.
     """
-    if implementation == "einsum":
-        return einsum_attention(q, k, v, mask, scale)
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"unknown attention implementation {implementation!r}; {IMPLEMENTATIONS}")
+    if mask is None and implementation == "cudnn":
+        window = None if sliding_window is None else (sliding_window - 1, 0)
+        return jax.nn.dot_product_attention(
+            q, k, v, scale=scale, is_causal=True, local_window_size=window, implementation="cudnn"
+        )
+    if mask is None:
+        b, t = q.shape[:2]
+        slots = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
+        mask = causal_mask(slots, slots, sliding_window=sliding_window)
+    if implementation == "einsum":
+        return einsum_attention(q, k, v, mask, scale)
     return jax.nn.dot_product_attention(
         q, k, v, mask=mask[:, None, :, :], scale=scale, implementation=implementation
     )

@@ -232,7 +232,8 @@ class Attention(nn.Module):
         Args:
           x: [B, T, D] inputs.
           sin, cos: [B, T, H] RoPE angles, or None (learned positions).
-          mask: [B, T, S] bool (S = T without a cache).
+          mask: [B, T, S] bool (S = T without a cache), or None for plain causal
+            attention over the sequence.
           cache: ``{'key', 'value'}`` [B, S, K, H] (RoPE already applied to keys), or None.
           start: [B] int32 slot of each row's first new token in the cache.
 
@@ -268,7 +269,9 @@ class Attention(nn.Module):
             k = _write_cache(cache["key"], k, start)  # [B, S, K, H]
             v = _write_cache(cache["value"], v, start)
             cache = {"key": k, "value": v}
-        out = attention_lib.attention(q, k, v, mask, c.scale, c.attention_impl)  # [B, T, N, H]
+        out = attention_lib.attention(
+            q, k, v, mask, c.scale, c.attention_impl, c.sliding_window
+        )  # [B, T, N, H]
         out = dense(
             c.embed_dim,
             axis=(-2, -1),
@@ -386,9 +389,12 @@ class Decoder(nn.Module):
         b, t = tokens.shape
         slots = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
         positions = slots if positions is None else positions
-        mask = attention_lib.causal_mask(
-            slots, slots, segment_ids, segment_ids, self.config.sliding_window
-        )
+        if segment_ids is None:
+            mask = None  # Plain causal: the attention kernel makes (or skips) the mask.
+        else:
+            mask = attention_lib.causal_mask(
+                slots, slots, segment_ids, segment_ids, self.config.sliding_window
+            )
         hidden, _ = self._trunk(tokens, positions, mask, None, None)
         return hidden
 

@@ -166,3 +166,16 @@ def test_bad_configs_are_refused():
         BASE.replace(num_kv_heads=3)
     with pytest.raises(ValueError, match="rope_scaling"):
         BASE.replace(rope_scaling="yarn")
+
+
+@pytest.mark.parametrize("implementation", ["einsum", "xla"])
+def test_implicit_causal_mask_equals_the_explicit_one(implementation):
+    rng = np.random.default_rng(8)
+    q = jnp.asarray(rng.normal(size=(2, 7, 4, 8)), jnp.float32)
+    k, v = (jnp.asarray(rng.normal(size=(2, 7, 2, 8)), jnp.float32) for _ in range(2))
+    slots = jnp.broadcast_to(jnp.arange(7), (2, 7))
+    for window in (None, 3):
+        explicit = attention.causal_mask(slots, slots, sliding_window=window)
+        a = attention.attention(q, k, v, explicit, 0.35, implementation)
+        b = attention.attention(q, k, v, None, 0.35, implementation, sliding_window=window)
+        np.testing.assert_allclose(a, b, atol=1e-6)
