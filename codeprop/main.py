@@ -9,6 +9,11 @@ Export ProGraML graphs (`programl_main`, reached as ``python -m codeprop.graphs.
 
     python -m codeprop.graphs.programl kernel.cl program.cpp module.ll --out graphs/
 
+Filter and deduplicate a pretraining corpus (`corpus_main`, reached as
+``python -m codeprop.data.corpus``):
+
+    python -m codeprop.data.corpus --source default --source repo/ --out corpus/
+
 The experiment's entry point is the one configurable function the gin files bind:
 `codeprop.probes.experiment.run_graph_probe` (AST/ProGraML graphs + GNN) or
 `codeprop.probes.llm_experiment.run_llm_probe` (a decoder LM + classification head).
@@ -145,6 +150,45 @@ def programl_main(argv: list[str] | None = None) -> int:
     failed = sum(not o["ok"] for o in outcomes)
     print(f"{len(outcomes) - failed} of {len(outcomes)} graphs written to {args.out}")
     return 1 if failed else 0
+
+
+def corpus_main(argv: list[str] | None = None) -> int:
+    """``python -m codeprop.data.corpus --source PATH [--source PATH ...] --out DIR``: the
+    corpus pipeline's filtering and dedup stages (`codeprop.data.corpus.run`)."""
+    from codeprop.data import corpus, dedup, filters, quality
+
+    parser = argparse.ArgumentParser(
+        prog="python -m codeprop.data.corpus",
+        description="Filter and deduplicate code into DIR/kept.jsonl, dropped.jsonl, report.json",
+    )
+    parser.add_argument(
+        "--source",
+        action="append",
+        required=True,
+        help="a directory, glob, .jsonl(.gz) file, tfds:NAME:SPLIT[:FIELD], or 'default'",
+    )
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--languages", default=None, help="comma-separated languages to keep")
+    parser.add_argument("--min_language_bytes", type=int, default=0)
+    parser.add_argument("--quality_threshold", type=float, default=quality.QualityConfig.threshold)
+    parser.add_argument("--no_quality_filter", action="store_true", help="score but keep all")
+    parser.add_argument("--near_dup_threshold", type=float, default=dedup.DedupConfig.threshold)
+    parser.add_argument("--max_line_length", type=int, default=filters.FilterConfig.max_line_length)
+    parser.add_argument("--max_files_per_root", type=int, default=None, help="default corpus cap")
+    args = parser.parse_args(argv)
+    config = corpus.CorpusConfig(
+        filters=filters.FilterConfig(max_line_length=args.max_line_length),
+        dedup=dedup.DedupConfig(threshold=args.near_dup_threshold),
+        quality=quality.QualityConfig(threshold=args.quality_threshold),
+        quality_filter=not args.no_quality_filter,
+        languages=tuple(args.languages.split(",")) if args.languages else None,
+        min_language_bytes=args.min_language_bytes,
+        max_files_per_root=args.max_files_per_root,
+    )
+    report = corpus.run(args.source, args.out, config)
+    print("\n".join(corpus.summary_lines(report)))
+    print(f"written to {args.out}/kept.jsonl, dropped.jsonl and report.json")
+    return 0
 
 
 if __name__ == "__main__":

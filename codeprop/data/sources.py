@@ -1,0 +1,228 @@
+"""Where pretraining code comes from: directories and globs, JSONL dumps, tfds datasets.
+
+Every input becomes a `Document` — also the ones that cannot be read (binary files, bad
+JSON lines), which carry ``error`` so that the pipeline drops them with a reason instead of
+losing them. Source specs (the ``--source`` values of ``python -m codeprop.data.corpus``):
+
+- a directory (read recursively) or a glob: one document per file, language from the
+  file extension (`LANGUAGES`); files with an unknown extension are documents with
+  language ``unknown``;
+- ``*.jsonl`` / ``*.jsonl.gz``: one document per line in The Stack's layout (``content``,
+  ``path`` or ``max_stars_repo_path``, ``lang``);
+- ``tfds:NAME:SPLIT[:FIELD]``: a tfds dataset's text field (default ``content``);
+- ``default``: `default_corpus`, code found on any machine with codeprop installed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import gzip
+import json
+import os
+import sys
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+
+LANGUAGES = {
+    ".py": "python",
+    ".pyi": "python",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".cxx": "cpp",
+    ".hh": "cpp",
+    ".hpp": "cpp",
+    ".hxx": "cpp",
+    ".cl": "opencl",
+    ".java": "java",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".ts": "typescript",
+    ".go": "go",
+    ".rs": "rust",
+    ".rb": "ruby",
+    ".php": "php",
+    ".cs": "c-sharp",
+    ".scala": "scala",
+    ".kt": "kotlin",
+    ".swift": "swift",
+    ".lua": "lua",
+    ".jl": "julia",
+    ".r": "r",
+    ".pl": "perl",
+    ".sh": "shell",
+    ".bash": "shell",
+    ".sql": "sql",
+    ".md": "markdown",
+    ".rst": "restructuredtext",
+    ".html": "html",
+    ".css": "css",
+    ".json": "json",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".toml": "toml",
+    ".tex": "tex",
+    ".f90": "fortran",
+    ".hs": "haskell",
+    ".ml": "ocaml",
+    ".d": "d",
+}
+MAX_READ_BYTES = 10 * 2**20  # Larger files are not read (dropped as too large).
+
+
+@dataclasses.dataclass
+class Document:
+    """One input document.
+
+    Attributes:
+      id: unique and stable across runs (source spec + path, or + line number).
+      path: the file (or the path recorded in a JSONL line).
+      language: from the extension or the JSONL ``lang`` field; ``unknown`` otherwise.
+      content: the text, or None when it could not be read.
+      error: why it could not be read, or None.
+      size: bytes of the content (of the file, when unread).
+    """
+
+    id: str
+    path: str
+    language: str
+    content: str | None
+    error: str | None = None
+    size: int = 0
+
+    def __post_init__(self):
+        if self.content is not None and not self.size:
+            self.size = len(self.content.encode("utf-8", errors="surrogatepass"))
+
+
+def language_of(path: str) -> str:
+    return LANGUAGES.get(os.path.splitext(path)[1].lower(), "unknown")
+
+
+def _read_file(path: Path, doc_id: str) -> Document:
+    name = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_READ_BYTES:
+            return Document(doc_id, name, language_of(name), None, "file over 10 MiB", size)
+        data = path.read_bytes()
+    except OSError as error:
+        return Document(doc_id, name, language_of(name), None, f"unreadable: {error.strerror}")
+    if b"\0" in data:
+        return Document(doc_id, name, language_of(name), None, "binary (NUL bytes)", len(data))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return Document(doc_id, name, language_of(name), None, "not UTF-8", len(data))
+    return Document(doc_id, name, language_of(name), text, size=len(data))
+
+
+def read_files(spec: str, paths: list[Path], root: Path | None = None) -> Iterator[Document]:
+    """Documents of ``paths`` (sorted), ids ``spec:relative path``."""
+    for path in sorted(paths):
+        relative = path.relative_to(root) if root else path
+        yield _read_file(path, f"{spec}:{relative}")
+
+
+def read_jsonl(path: Path) -> Iterator[Document]:
+    """Documents of a JSONL file in The Stack's layout; bad lines are unreadable documents."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            doc_id = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+                content = record["content"]
+                if not isinstance(content, str):
+                    raise TypeError("content is not a string")
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                reason = f"bad JSONL line: {type(error).__name__}: {error}"
+                yield Document(doc_id, str(path), "unknown", None, reason[:200], len(line))
+                continue
+            doc_path = record.get("path") or record.get("max_stars_repo_path") or ""
+            language = (record.get("lang") or record.get("language") or "").lower()
+            yield Document(doc_id, doc_path, language or language_of(doc_path), content)
+
+
+def read_tfds(name: str, split: str, field: str = "content", data_dir=None) -> Iterator[Document]:
+    """Documents of a tfds dataset's text ``field`` (e.g. ``tfds:poj104:train:text``)."""
+    import tensorflow_datasets as tfds
+
+    from codeprop.data import builders  # noqa: F401  (registers codeprop's datasets)
+
+    data_dir = data_dir or os.environ.get("CODEPROP_TFDS_DIR")
+    dataset = tfds.load(name, split=split, data_dir=data_dir)
+    for number, example in enumerate(tfds.as_numpy(dataset)):
+        value = example[field]
+        text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+        language = example.get("lang", b"")
+        language = language.decode() if isinstance(language, bytes) else str(language or "")
+        yield Document(
+            f"tfds:{name}:{split}:{number}", f"{name}/{split}/{number}", language or "unknown", text
+        )
+
+
+def default_roots() -> list[tuple[str, Path]]:
+    """(name, directory) of the default corpus: Python's standard library, Python's C
+    headers and the system's C headers, and the sources of a few installed pure-Python
+    packages (where they exist on this machine)."""
+    roots = [
+        ("python-stdlib", Path(sysconfig.get_paths()["stdlib"])),
+        ("python-include", Path(sysconfig.get_paths()["include"])),
+        ("usr-include", Path("/usr/include")),
+    ]
+    for module in ("absl", "gin", "flax", "optax", "jraph", "clu"):
+        loaded = sys.modules.get(module)
+        try:
+            if loaded is None:
+                loaded = __import__(module)
+            roots.append((f"site-packages/{module}", Path(loaded.__file__).parent))
+        except (ImportError, AttributeError, TypeError):
+            continue
+    return [(name, path) for name, path in roots if path.is_dir()]
+
+
+def default_corpus(max_files_per_root: int | None = None) -> tuple[list[Document], list[dict]]:
+    """The default corpus: code files (by `LANGUAGES`, prose and data formats excluded)
+    under `default_roots`; returns (documents, the roots listed with their file counts)."""
+    code = {ext for ext, lang in LANGUAGES.items() if lang in ("python", "c", "cpp")}
+    documents, listing = [], []
+    for name, root in default_roots():
+        files = sorted(
+            p
+            for p in root.rglob("*")
+            if p.suffix in code and p.is_file() and "__pycache__" not in p.parts
+        )
+        if max_files_per_root is not None:
+            files = files[:max_files_per_root]
+        documents.extend(read_files(f"default/{name}", files, root))
+        listing.append({"name": name, "path": str(root), "files": len(files)})
+    return documents, listing
+
+
+def read(spec: str, max_files_per_root: int | None = None) -> tuple[list[Document], dict]:
+    """The documents of one source spec and a description of the source."""
+    if spec == "default":
+        documents, roots = default_corpus(max_files_per_root)
+        return documents, {"source": spec, "roots": roots}
+    if spec.startswith("tfds:"):
+        parts = spec.split(":")
+        if len(parts) not in (3, 4):
+            raise ValueError(f"{spec}: expected tfds:NAME:SPLIT[:FIELD]")
+        documents = list(read_tfds(*parts[1:]))
+        return documents, {"source": spec}
+    path = Path(spec)
+    if path.is_file() and (spec.endswith(".jsonl") or spec.endswith(".jsonl.gz")):
+        return list(read_jsonl(path)), {"source": spec}
+    if path.is_dir():
+        files = [p for p in path.rglob("*") if p.is_file()]
+        return list(read_files(spec, files, path)), {"source": spec}
+    if path.is_file():
+        return list(read_files(spec, [path], path.parent)), {"source": spec}
+    matches = [Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]
+    if not matches:
+        raise FileNotFoundError(f"{spec}: no such file, directory or glob match")
+    return list(read_files(spec, matches)), {"source": spec}
