@@ -191,10 +191,11 @@ def default_corpus(max_files_per_root: int | None = None) -> tuple[list[Document
     code = {ext for ext, lang in LANGUAGES.items() if lang in ("python", "c", "cpp")}
     documents, listing = [], []
     for name, root in default_roots():
+        skip = {"__pycache__", "site-packages", "dist-packages"}  # stdlib only, not add-ons
         files = sorted(
             p
             for p in root.rglob("*")
-            if p.suffix in code and p.is_file() and "__pycache__" not in p.parts
+            if p.suffix in code and p.is_file() and not skip.intersection(p.relative_to(root).parts)
         )
         if max_files_per_root is not None:
             files = files[:max_files_per_root]
