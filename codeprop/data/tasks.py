@@ -1,0 +1,171 @@
+"""seqio Tasks and Mixtures of the pretraining corpus, with fill-in-the-middle and packing.
+
+`register_corpus` registers, for a corpus directory written by `codeprop.data.corpus`
+(``kept.jsonl``) and a code tokenizer (``*.model``), one Task per language
+(``<name>_<language>``) and a Mixture ``<name>`` over them weighted by each language's
+tokens after filtering (the corpus report). Each Task reads the kept documents (split by
+a hash of their id: 1 in ``validation_every`` to ``validation``), applies `fim` (seeded:
+a document-level character split into prefix / middle / suffix at rate ``fim_rate``,
+arranged PSM or SPM — see `codeprop.data.fim`) and ends each document with
+``<|endoftext|>``. `packed_dataset` packs the examples with seqio's `LMFeatureConverter`
+into ``decoder_target_tokens``, ``decoder_input_tokens``, ``decoder_loss_weights``,
+``decoder_segment_ids`` and ``decoder_positions`` of a fixed length (2048, or 8192 for the
+long-context stage).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import seqio
+import tensorflow as tf
+
+from codeprop.data import fim as fim_lib
+from codeprop.data import tokenization
+
+SEQUENCE_LENGTHS = (2048, 8192)
+
+
+class CodeVocabulary(seqio.SentencePieceVocabulary):
+    """seqio's SentencePiece vocabulary with codeprop's end-of-text token as EOS.
+
+    Padding is seqio's 0 (``<unk>`` in codeprop's models, which the tokenizer never
+    produces), so padded positions can never be mistaken for text.
+    """
+
+    def __init__(self, model_file: str | os.PathLike):
+        super().__init__(str(model_file))
+        self._codeprop = tokenization.SentencePieceTokenizer(model_file)
+
+    @property
+    def eos_id(self) -> int:
+        return self._codeprop.eos_id
+
+    def sentinels(self) -> fim_lib.Sentinels:
+        return fim_lib.Sentinels.from_vocab(self._codeprop.token_to_id)
+
+
+def _split_of(doc_id: str, validation_every: int) -> str:
+    digest = int(hashlib.md5(doc_id.encode()).hexdigest()[:8], 16)
+    return "validation" if digest % validation_every == 0 else "train"
+
+
+def kept_documents(
+    corpus_dir, language: str, split: str, validation_every: int = 100
+) -> tf.data.Dataset:
+    """The kept documents of one language and split as a dataset of ``{"text", "id"}``."""
+    path = Path(corpus_dir) / "kept.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found (run python -m codeprop.data.corpus first)")
+
+    def generate():
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                record = json.loads(line)
+                if (
+                    record["language"] == language
+                    and _split_of(record["id"], validation_every) == split
+                ):
+                    yield {"text": record["content"], "id": record["id"]}
+
+    signature = {"text": tf.TensorSpec((), tf.string), "id": tf.TensorSpec((), tf.string)}
+    return tf.data.Dataset.from_generator(generate, output_signature=signature)
+
+
+def _chars(text: tf.Tensor, start, length) -> tf.Tensor:
+    return tf.strings.substr(text, start, length, unit="UTF8_CHAR")
+
+
+@seqio.map_over_dataset(num_seeds=1)
+def fim(features, seed, *, output_features, fim_rate: float = 0.5, spm_rate: float = 0.5):
+    """Tokenizes ``features["text"]`` into ``targets``; with probability ``fim_rate`` as a
+    fill-in-the-middle example (two uniform character positions cut the document; PSM, or
+    SPM with probability ``spm_rate``). Deterministic for a given seed."""
+    vocab = output_features["targets"].vocabulary
+    sentinels = vocab.sentinels()
+    text = features["text"]
+    draws = tf.random.stateless_uniform([4], seed=seed)
+    length = tf.strings.length(text, unit="UTF8_CHAR")
+    cuts = tf.sort(tf.cast(draws[2:] * tf.cast(length + 1, tf.float32), tf.int32))
+    cuts = tf.minimum(cuts, length)
+
+    def as_fim():
+        prefix = vocab.encode_tf(_chars(text, 0, cuts[0]))
+        middle = vocab.encode_tf(_chars(text, cuts[0], cuts[1] - cuts[0]))
+        suffix = vocab.encode_tf(_chars(text, cuts[1], length - cuts[1]))
+
+        def token(i):
+            return tf.constant([i], tf.int32)
+
+        psm = tf.concat([token(sentinels.prefix), prefix, token(sentinels.suffix), suffix,
+                         token(sentinels.middle), middle], 0)  # fmt: skip
+        spm = tf.concat([token(sentinels.prefix), token(sentinels.suffix), suffix,
+                         token(sentinels.middle), prefix, middle], 0)  # fmt: skip
+        return tf.cond(draws[1] < spm_rate, lambda: spm, lambda: psm)
+
+    targets = tf.cond(draws[0] < fim_rate, as_fim, lambda: vocab.encode_tf(text))
+    return {"targets": tf.cast(targets, tf.int32), "id": features["id"]}
+
+
+def register_corpus(
+    name: str,
+    corpus_dir: str | os.PathLike,
+    vocabulary_file: str | os.PathLike,
+    *,
+    fim_rate: float = 0.5,
+    spm_rate: float = 0.5,
+    validation_every: int = 100,
+) -> seqio.Mixture:
+    """Registers a Task per language of ``corpus_dir/kept.jsonl`` and their Mixture.
+
+    Returns:
+      The Mixture ``name`` (rates: each language's tokens after filtering); its Tasks are
+      ``<name>_<language>``. Registering a name again replaces it.
+    """
+    report = json.loads((Path(corpus_dir) / "report.json").read_text())
+    tokens = {r["language"]: r["tokens_after"] for r in report["languages"] if r["files_after"]}
+    vocabulary = CodeVocabulary(vocabulary_file)
+    features = {"targets": seqio.Feature(vocabulary, add_eos=True, dtype=tf.int32)}
+    tasks = []
+    for language in sorted(tokens):
+        task_name = f"{name}_{language.replace('-', '_')}"
+        seqio.TaskRegistry.remove(task_name)
+        source = seqio.FunctionDataSource(
+            functools.partial(_source_fn, corpus_dir, language, validation_every),
+            splits=("train", "validation"),
+        )
+        seqio.TaskRegistry.add(
+            task_name,
+            source=source,
+            preprocessors=[
+                functools.partial(fim, fim_rate=fim_rate, spm_rate=spm_rate),
+                seqio.preprocessors.append_eos_after_trim,
+            ],
+            output_features=features,
+        )
+        tasks.append((task_name, tokens[language]))
+    seqio.MixtureRegistry.remove(name)
+    return seqio.MixtureRegistry.add(name, tasks)
+
+
+def _source_fn(corpus_dir, language, validation_every, split, shuffle_files, seed=None):
+    del shuffle_files, seed  # One file; examples are shuffled by the caller.
+    return kept_documents(corpus_dir, language, split, validation_every)
+
+
+def packed_dataset(
+    name: str, sequence_length: int, split: str = "train", seed: int = 0, shuffle: bool = True
+) -> tf.data.Dataset:
+    """The Task or Mixture ``name`` packed into ``decoder_*`` features of one length."""
+    return seqio.get_dataset(
+        name,
+        task_feature_lengths={"targets": sequence_length},
+        dataset_split=split,
+        shuffle=shuffle,
+        seed=seed,
+        feature_converter=seqio.LMFeatureConverter(pack=True),
+    )

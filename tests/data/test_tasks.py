@@ -1,0 +1,90 @@
+"""seqio Tasks: fill-in-the-middle, end-of-text, packing into decoder features."""
+
+import numpy as np
+import pytest
+import seqio
+import tensorflow as tf
+
+from codeprop.data import corpus, tasks, tokenization
+
+from conftest import SMALL_C_PROGRAMS
+
+TEXTS = [p * 3 for p in SMALL_C_PROGRAMS]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tasks")
+    (root / "model").write_bytes(tokenization.train_sentencepiece(SMALL_C_PROGRAMS * 40, 400))
+    repo = root / "repo"
+    repo.mkdir()
+    for i, text in enumerate(TEXTS):
+        (repo / f"p{i}.c").write_text(text)
+    config = corpus.CorpusConfig(quality_filter=False)
+    corpus.run([str(repo)], root / "corpus", config)
+    vocab = tasks.CodeVocabulary(root / "model")
+    return root, vocab
+
+
+def _fim(vocab, fim_rate, spm_rate, seed=0):
+    ds = tf.data.Dataset.from_tensor_slices(
+        {"text": TEXTS, "id": [str(i) for i in range(len(TEXTS))]}
+    )
+    features = {"targets": seqio.Feature(vocab, add_eos=True, dtype=tf.int32)}
+    with seqio.utils.map_seed_manager(seed):
+        out = tasks.fim(ds, output_features=features, fim_rate=fim_rate, spm_rate=spm_rate)
+    return [x["targets"].tolist() for x in out.as_numpy_iterator()]
+
+
+def _split(ids, sentinel_ids):
+    parts, current = [], []
+    for i in ids:
+        if i in sentinel_ids:
+            parts.append(current)
+            current = []
+        else:
+            current.append(i)
+    return [*parts, current]
+
+
+def test_fim_rates_and_layouts(setup):
+    _, vocab = setup
+    s = vocab.sentinels()
+    plain = _fim(vocab, 0.0, 0.0)
+    assert plain == [vocab.encode(t) for t in TEXTS]
+    psm = _fim(vocab, 1.0, 0.0)
+    for ids, text in zip(psm, TEXTS):
+        assert ids[0] == s.prefix and ids.count(s.suffix) == ids.count(s.middle) == 1
+        assert ids.index(s.suffix) < ids.index(s.middle)
+        _, prefix, suffix, middle = _split(ids, {s.prefix, s.suffix, s.middle})
+        assert vocab.decode(prefix) + vocab.decode(middle) + vocab.decode(suffix) == text
+    spm = _fim(vocab, 1.0, 1.0)
+    for ids, text in zip(spm, TEXTS):
+        assert ids[:2] == [s.prefix, s.suffix]
+        _, _, suffix, prefix_middle = _split(ids, {s.prefix, s.suffix, s.middle})
+        assert vocab.decode(prefix_middle) + vocab.decode(suffix) == text
+    assert _fim(vocab, 1.0, 0.0, seed=0) == psm  # seeded
+    assert _fim(vocab, 1.0, 0.0, seed=1) != psm
+    half = _fim(vocab, 0.5, 0.5, seed=3)
+    assert 0 < sum(ids[0] == s.prefix for ids in half) < len(TEXTS)
+
+
+@pytest.mark.parametrize("length", tasks.SEQUENCE_LENGTHS)
+def test_mixture_packs_into_decoder_features(setup, length):
+    root, vocab = setup
+    mixture = tasks.register_corpus(
+        "codeprop_test", root / "corpus", root / "model", validation_every=1000
+    )
+    assert [t.name for t in mixture.tasks] == ["codeprop_test_c"]
+    batch = list(tasks.packed_dataset("codeprop_test", length, shuffle=False).as_numpy_iterator())
+    kept = len((root / "corpus" / "kept.jsonl").read_text().splitlines())
+    assert kept >= 3 and len(batch) == 1  # the short programs fit in one row
+    row = batch[0]
+    names = ["target_tokens", "input_tokens", "loss_weights", "segment_ids", "positions"]
+    assert {k: v.shape for k, v in row.items()} == {f"decoder_{n}": (length,) for n in names}
+    segments = row["decoder_segment_ids"]
+    n = int((segments > 0).sum())
+    assert segments.max() == kept and np.all(row["decoder_loss_weights"][n:] == 0)
+    ends = np.flatnonzero(np.diff(segments[: n + 1]) != 0)  # last token of each segment
+    assert np.all(row["decoder_target_tokens"][ends] == vocab.eos_id)
+    assert np.all(row["decoder_positions"][np.flatnonzero(np.diff(segments) > 0) + 1] == 0)
