@@ -30,12 +30,17 @@ class Ledger:
         self.stages: dict[str, dict] = {}
 
     def record(self, stage: str, language: str, size: int, reason: str | None) -> None:
+        """One document at one stage: kept (reason None) or dropped for ``reason``."""
+        self.add(stage, language, reason, 1, size)
+
+    def add(self, stage: str, language: str, reason: str | None, docs: int, size: int) -> None:
+        """``docs`` documents of ``size`` bytes in all (counts aggregated elsewhere)."""
         per_language = self.stages.setdefault(stage, {})
         entry = per_language.setdefault(
             language, {"in": _zero(), "kept": _zero(), "dropped": collections.defaultdict(_zero)}
         )
         for bucket in (entry["in"], entry["kept"] if reason is None else entry["dropped"][reason]):
-            bucket["docs"] += 1
+            bucket["docs"] += docs
             bucket["bytes"] += size
 
     def summary(self) -> dict:

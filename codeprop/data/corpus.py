@@ -61,6 +61,66 @@ class CorpusConfig:
     max_files_per_root: int | None = None
 
 
+def language_reason(doc: sources.Document, wanted: set[str] | None) -> str | None:
+    if doc.language == "unknown":
+        return "unknown_language"
+    if wanted is not None and doc.language not in wanted:
+        return "language_not_selected"
+    return None
+
+
+def volume_reason(doc: sources.Document, volume: dict[str, int], min_bytes: int) -> str | None:
+    return "language_below_min_bytes" if volume.get(doc.language, 0) < min_bytes else None
+
+
+def quality_decision(doc: sources.Document, config: CorpusConfig) -> tuple[str | None, float]:
+    """(reason to drop or None, the document's quality score)."""
+    value = quality.score(quality.metrics(doc.content, doc.language), doc.language, config.quality)
+    low = config.quality_filter and value < config.quality.threshold
+    return ("quality_score_below_threshold" if low else None), value
+
+
+def kept_record(doc: sources.Document, score: float) -> dict:
+    return {
+        "id": doc.id,
+        "path": doc.path,
+        "language": doc.language,
+        "quality_score": round(score, 4),
+        "content": doc.content,
+    }
+
+
+def dropped_record(doc: sources.Document, stage: str, reason: str, duplicate_of=None) -> dict:
+    record = {"id": doc.id, "path": doc.path, "language": doc.language, "stage": stage,
+              "reason": reason}  # fmt: skip
+    if duplicate_of is not None:
+        record["duplicate_of"] = duplicate_of
+    return record
+
+
+def make_report(described, config, ledger, before, after, seconds) -> dict:
+    """The report of a run from its ledger and per-language sizes before and after."""
+    summary = ledger.summary()
+    read, last = summary["read"]["total"], summary[STAGES[-1]]["total"]
+    dropped = sum(
+        v["docs"] for stage in summary.values() for v in stage["total"]["dropped"].values()
+    )
+    return {
+        "sources": described,
+        "settings": dataclasses.asdict(config),
+        "totals": {
+            "documents": read["in"]["docs"],
+            "kept": last["kept"]["docs"],
+            "dropped": dropped,
+            "bytes_in": read["in"]["bytes"],
+            "bytes_kept": last["kept"]["bytes"],
+        },
+        "stages": summary,
+        "languages": accounting.language_table(before, after),
+        "seconds": seconds,
+    }
+
+
 class _Run:
     """Documents still in the pipeline, the drop records and the ledger."""
 
@@ -78,10 +138,10 @@ class _Run:
             if reason is None:
                 kept.append(doc)
                 continue
-            record = {"id": doc.id, "path": doc.path, "language": doc.language, "stage": name,
-                      "reason": reason}  # fmt: skip
+            dup = None
             if duplicate_of is not None and duplicate_of[i] is not None:
-                record["duplicate_of"] = self.alive[duplicate_of[i]].id
+                dup = self.alive[duplicate_of[i]].id
+            record = dropped_record(doc, name, reason, dup)
             self.dropped.append(record)
         self.alive = kept
 
@@ -118,27 +178,14 @@ def run(
     timed("read", [doc.error for doc in state.alive])
     stage_start = time.perf_counter()
     wanted = set(config.languages) if config.languages else None
-    timed(
-        "language",
-        [
-            "unknown_language"
-            if doc.language == "unknown"
-            else "language_not_selected"
-            if wanted is not None and doc.language not in wanted
-            else None
-            for doc in state.alive
-        ],
-    )
+    timed("language", [language_reason(doc, wanted) for doc in state.alive])
     stage_start = time.perf_counter()
     volume = collections.Counter()
     for doc in state.alive:
         volume[doc.language] += doc.size
     timed(
         "language_volume",
-        [
-            "language_below_min_bytes" if volume[doc.language] < config.min_language_bytes else None
-            for doc in state.alive
-        ],
+        [volume_reason(doc, volume, config.min_language_bytes) for doc in state.alive],
     )
     stage_start = time.perf_counter()
     timed("rules", [filters.apply(doc.content, config.filters) for doc in state.alive])
@@ -173,31 +220,13 @@ def run(
             entry = after.setdefault(doc.language, {"docs": 0, "tokens": 0})
             entry["docs"] += 1
             entry["tokens"] += accounting.count_tokens(doc.content)
-            record = {
-                "id": doc.id,
-                "path": doc.path,
-                "language": doc.language,
-                "quality_score": round(state.scores[doc.id], 4),
-                "content": doc.content,
-            }
+            record = kept_record(doc, state.scores[doc.id])
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
     with open(out / "dropped.jsonl", "w", encoding="utf-8") as f:
         for record in state.dropped:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    report = {
-        "sources": described,
-        "settings": dataclasses.asdict(config),
-        "totals": {
-            "documents": len(documents),
-            "kept": len(state.alive),
-            "dropped": len(state.dropped),
-            "bytes_in": sum(doc.size for doc in documents),
-            "bytes_kept": sum(doc.size for doc in state.alive),
-        },
-        "stages": state.ledger.summary(),
-        "languages": accounting.language_table(dict(before), after),
-        "seconds": seconds | {"total": round(time.perf_counter() - start, 3)},
-    }
+    seconds["total"] = round(time.perf_counter() - start, 3)
+    report = make_report(described, config, state.ledger, dict(before), after, seconds)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 

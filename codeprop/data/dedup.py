@@ -3,9 +3,10 @@
 - Exact: the MD5 of the normalised content (newlines unified, trailing whitespace and
   leading/trailing blank lines removed).
 - Near: MinHash signatures (datasketch, fixed seed) of word-token shingles, locality-
-  sensitive hashing with bands tuned for the Jaccard threshold (candidate pairs), the
-  estimated Jaccard similarity checked against the threshold, and union-find over the
-  confirmed pairs. In each cluster the document that comes first in input order is kept;
+  sensitive hashing with bands tuned for the Jaccard threshold (documents sharing a band
+  share a bucket), the estimated Jaccard similarity of each bucket's first document and
+  each other member checked against the threshold, and union-find over the confirmed
+  pairs. In each cluster the document that comes first in input order is kept;
   the others are dropped as duplicates *of it*.
 """
 
@@ -90,19 +91,46 @@ class UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
+def band_params(config: DedupConfig) -> tuple[int, int]:
+    """(bands, rows per band) that minimise false positives and negatives around the
+    threshold (datasketch's choice for `MinHashLSH`)."""
+    lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
+    return lsh.b, lsh.r
+
+
+def band_keys(hashvalues: np.ndarray, bands: int, rows: int) -> list[bytes]:
+    """One bucket key per band: the band's index and its rows of the signature."""
+    return [bytes([b]) + hashvalues[b * rows : (b + 1) * rows].tobytes() for b in range(bands)]
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """Estimated Jaccard similarity of two MinHash signatures."""
+    return float(np.mean(a == b))
+
+
+def bucket_edges(members: list[tuple[int, np.ndarray]], threshold: float) -> list[tuple[int, int]]:
+    """Confirmed pairs of one LSH bucket: its first member (in input order) with each other
+    member whose estimated Jaccard similarity reaches the threshold (linear per bucket)."""
+    members = sorted(members, key=lambda m: m[0])
+    first, signature_0 = members[0]
+    return [(first, i) for i, sig in members[1:] if jaccard(signature_0, sig) >= threshold]
+
+
 def near_duplicates(
     contents: Sequence[str], config: DedupConfig = DedupConfig()
 ) -> list[int | None]:
     """For each document, the index of the kept document of its near-duplicate cluster
     (the cluster's first), or None if it is kept itself."""
-    signatures = [signature(c, config) for c in contents]
-    lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm)
+    bands, rows = band_params(config)
+    buckets: dict[bytes, list[tuple[int, np.ndarray]]] = {}
+    for i, content in enumerate(contents):
+        hashvalues = signature(content, config).hashvalues
+        for key in band_keys(hashvalues, bands, rows):
+            buckets.setdefault(key, []).append((i, hashvalues))
     clusters = UnionFind(len(contents))
-    for i, sig in enumerate(signatures):
-        for j in lsh.query(sig):  # earlier documents sharing a band
-            if sig.jaccard(signatures[j]) >= config.threshold:
-                clusters.union(i, j)
-        lsh.insert(i, sig)
+    for members in buckets.values():
+        for a, b in bucket_edges(members, config.threshold):
+            clusters.union(a, b)
     out: list[int | None] = []
     for i in range(len(contents)):
         root = clusters.find(i)

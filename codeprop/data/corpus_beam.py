@@ -1,0 +1,317 @@
+"""The corpus pipeline's stages as an Apache Beam pipeline (DirectRunner here; the same
+code runs on Dataflow, Flink or Spark with their pipeline options).
+
+The per-document stages (read, language, rules, quality) are the functions of
+`codeprop.data.corpus`; the corpus-wide ones are Beam aggregations with the same result as
+the in-process path: language volumes are a `CombinePerKey`, exact duplicates a
+`GroupByKey` on the MD5, and near duplicates group documents by LSH band keys
+(`codeprop.data.dedup.band_keys`), confirm each bucket's pairs (`bucket_edges`) and join
+the confirmed pairs into clusters with a union-find over the (few) edges, broadcast as a
+side input. Within a group the document first in input order (source, then position) is
+kept, as in-process. It writes the same ``kept.jsonl``, ``dropped.jsonl`` (their lines in
+another order) and ``report.json``.
+
+    run_beam(["repo/", "dump.jsonl"], "corpus/", beam_options=["--runner=DirectRunner"])
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import pathlib
+import time
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from codeprop.data import accounting, corpus, dedup, filters, sources
+
+
+@dataclasses.dataclass
+class _Doc:
+    order: tuple[int, int]
+    doc: sources.Document
+    score: float = 0.0
+
+
+def _read(indexed_spec, max_files_per_root):
+    index, spec = indexed_spec
+    documents, _ = sources.read(spec, max_files_per_root)
+    for position, doc in enumerate(documents):
+        yield _Doc((index, position), doc)
+
+
+class _Stage(beam.DoFn):
+    """Applies one per-document decision; emits the kept document (main output), the drop
+    record (``dropped``) and a ledger count (``counts``)."""
+
+    def __init__(self, name, decide):
+        self.name, self.decide = name, decide
+
+    def process(self, item, *side):
+        reason = self.decide(item, *side)
+        yield beam.pvalue.TaggedOutput(
+            "counts", ((self.name, item.doc.language, reason), item.doc.size)
+        )
+        if reason is None:
+            yield item
+        else:
+            yield beam.pvalue.TaggedOutput(
+                "dropped", corpus.dropped_record(item.doc, self.name, reason)
+            )
+
+
+def _stage(pcoll, name, decide, *side):
+    outputs = pcoll | name >> beam.ParDo(_Stage(name, decide), *side).with_outputs(
+        "dropped", "counts", main="kept"
+    )
+    return outputs.kept, outputs.dropped, outputs.counts
+
+
+def _first_of_groups(group, name, reason):
+    """Keeps the first document of a group; the others are duplicates of it."""
+    _, items = group
+    items = sorted(items, key=lambda it: it.order)
+    yield items[0]
+    for item in items[1:]:
+        yield beam.pvalue.TaggedOutput("dup", (item, items[0].doc.id))
+
+
+class _Duplicates(beam.PTransform):
+    """Drops duplicates within groups of documents with equal ``key`` (first kept)."""
+
+    def __init__(self, name, reason, group_key):
+        super().__init__(name)
+        self.stage, self.reason, self.group_key = name, reason, group_key
+
+    def expand(self, pcoll):
+        outputs = (
+            pcoll
+            | "key" >> beam.Map(lambda it: (self.group_key(it), it))
+            | "group" >> beam.GroupByKey()
+            | "first"
+            >> beam.FlatMap(_first_of_groups, self.stage, self.reason).with_outputs(
+                "dup", main="kept"
+            )
+        )
+        stage, reason = self.stage, self.reason
+        dropped = outputs.dup | "record" >> beam.Map(
+            lambda d: corpus.dropped_record(d[0].doc, stage, reason, d[1])
+        )
+        counts = (
+            (
+                outputs.kept
+                | "kept_counts"
+                >> beam.Map(lambda it: ((stage, it.doc.language, None), it.doc.size))
+            ),
+            (
+                outputs.dup
+                | "dup_counts"
+                >> beam.Map(lambda d: ((stage, d[0].doc.language, reason), d[0].doc.size))
+            ),
+        ) | "counts" >> beam.Flatten()
+        return outputs.kept, dropped, counts
+
+
+def _cluster_roots(edges):
+    """order -> (root order, root id) for every document in a confirmed pair."""
+    orders = sorted({o for (a, _), (b, _) in edges for o in (a, b)})
+    index = {o: i for i, o in enumerate(orders)}
+    ids = {o: i for pair in edges for o, i in pair}
+    uf = dedup.UnionFind(len(orders))
+    for (a, _), (b, _) in edges:
+        uf.union(index[a], index[b])
+    return {o: (orders[uf.find(index[o])], ids[orders[uf.find(index[o])]]) for o in orders}
+
+
+def _near_root(item, roots):
+    root = roots.get(item.order)
+    return None if root is None or root[0] == item.order else root[1]
+
+
+def _bucket_edges(group, threshold):
+    _, members = group
+    members = sorted(members, key=lambda m: m[0])
+    ids = {order: doc_id for order, doc_id, _ in members}
+    for a, b in dedup.bucket_edges([(order, sig) for order, _, sig in members], threshold):
+        yield ((a, ids[a]), (b, ids[b]))
+
+
+def run_beam(
+    source_specs: list[str],
+    out_dir: str | os.PathLike,
+    config: corpus.CorpusConfig | None = None,
+    beam_options: list[str] | None = None,
+) -> dict:
+    """Runs the corpus pipeline on Beam; writes kept.jsonl, dropped.jsonl and report.json.
+
+    Args:
+      source_specs: as for `codeprop.data.corpus.run` (read by the workers).
+      out_dir: output directory (on a cluster, a path all workers can write).
+      config: the stages' settings (default `CorpusConfig()`).
+      beam_options: Beam pipeline flags, e.g. ``["--runner=DataflowRunner", ...]``;
+        default ``["--runner=DirectRunner"]``.
+    """
+    config = config or corpus.CorpusConfig()
+    start = time.perf_counter()
+    out = pathlib.Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    wanted = set(config.languages) if config.languages else None
+    bands, rows = dedup.band_params(config.dedup)
+    options = PipelineOptions(beam_options or ["--runner=DirectRunner"])
+    with beam.Pipeline(options=options) as p:
+        docs = (
+            p
+            | "sources" >> beam.Create(list(enumerate(source_specs)))
+            | "read_sources" >> beam.FlatMap(_read, config.max_files_per_root)
+        )
+        dropped, counts = [], []
+
+        def collect(result):
+            dropped.append(result[1])
+            counts.append(result[2])
+            return result[0]
+
+        docs = collect(_stage(docs, "read", lambda it: it.doc.error))
+        docs = collect(_stage(docs, "language", lambda it: corpus.language_reason(it.doc, wanted)))
+        volume = (
+            docs
+            | "volume_key" >> beam.Map(lambda it: (it.doc.language, it.doc.size))
+            | "volume_sum" >> beam.CombinePerKey(sum)
+        )
+        docs = collect(
+            _stage(
+                docs,
+                "language_volume",
+                lambda it, v: corpus.volume_reason(it.doc, v, config.min_language_bytes),
+                beam.pvalue.AsDict(volume),
+            )
+        )
+        docs = collect(
+            _stage(docs, "rules", lambda it: filters.apply(it.doc.content, config.filters))
+        )
+        docs = collect(
+            docs
+            | _Duplicates("exact_dedup", "exact_duplicate", lambda it: dedup.md5(it.doc.content))
+        )
+        signed = docs | "signature" >> beam.Map(
+            lambda it: (it, dedup.signature(it.doc.content, config.dedup).hashvalues)
+        )
+        edges = (
+            signed
+            | "bands"
+            >> beam.FlatMap(
+                lambda s: (
+                    (k, (s[0].order, s[0].doc.id, s[1])) for k in dedup.band_keys(s[1], bands, rows)
+                )
+            )
+            | "buckets" >> beam.GroupByKey()
+            | "confirm" >> beam.FlatMap(_bucket_edges, config.dedup.threshold)
+            | "all_edges" >> beam.combiners.ToList()
+            | "clusters" >> beam.Map(_cluster_roots)
+        )
+        near = docs | "near_root" >> beam.Map(
+            lambda it, roots: (it, _near_root(it, roots)), beam.pvalue.AsSingleton(edges)
+        )
+        outputs = near | "near_dedup" >> beam.ParDo(_NearStage()).with_outputs(
+            "dropped", "counts", main="kept"
+        )
+        docs = collect((outputs.kept, outputs.dropped, outputs.counts))
+        docs = docs | "score" >> beam.Map(_scored, config)
+        docs = collect(_stage(docs, "quality", lambda it: it.reason))
+
+        (
+            docs
+            | "kept_json"
+            >> beam.Map(
+                lambda it: json.dumps(corpus.kept_record(it.doc, it.score), ensure_ascii=False)
+            )
+            | "write_kept"
+            >> beam.io.WriteToText(
+                str(out / "kept"), ".jsonl", num_shards=1, shard_name_template=""
+            )
+        )
+        (
+            tuple(dropped)
+            | "all_dropped" >> beam.Flatten()
+            | "dropped_json" >> beam.Map(lambda r: json.dumps(r, ensure_ascii=False))
+            | "write_dropped"
+            >> beam.io.WriteToText(
+                str(out / "dropped"), ".jsonl", num_shards=1, shard_name_template=""
+            )
+        )
+        ledger_counts = (
+            tuple(counts)
+            | "all_counts" >> beam.Flatten()
+            | "count_pairs" >> beam.Map(lambda kv: (kv[0], (1, kv[1])))
+            | "count_sum" >> beam.CombinePerKey(lambda xs: tuple(map(sum, zip(*xs))))
+        )
+        after = (
+            docs
+            | "after"
+            >> beam.Map(lambda it: (it.doc.language, (1, accounting.count_tokens(it.doc.content))))
+            | "after_sum" >> beam.CombinePerKey(lambda xs: tuple(map(sum, zip(*xs))))
+        )
+        (
+            (
+                ledger_counts
+                | "tag_counts" >> beam.Map(lambda kv: json.dumps(["count", *kv[0], *kv[1]])),
+                after | "tag_after" >> beam.Map(lambda kv: json.dumps(["after", kv[0], *kv[1]])),
+            )
+            | "all_stats" >> beam.Flatten()
+            | "write_stats"
+            >> beam.io.WriteToText(
+                str(out / "stats"), ".jsonl", num_shards=1, shard_name_template=""
+            )
+        )
+    return _report(source_specs, out, config, start)
+
+
+@dataclasses.dataclass
+class _Scored(_Doc):
+    reason: str | None = None
+
+
+def _scored(item, config):
+    reason, score = corpus.quality_decision(item.doc, config)
+    return _Scored(item.order, item.doc, score, reason)
+
+
+class _NearStage(beam.DoFn):
+    def process(self, pair):
+        item, root_id = pair
+        reason = None if root_id is None else "near_duplicate"
+        yield beam.pvalue.TaggedOutput(
+            "counts", (("near_dedup", item.doc.language, reason), item.doc.size)
+        )
+        if reason is None:
+            yield item
+        else:
+            record = corpus.dropped_record(item.doc, "near_dedup", reason, root_id)
+            yield beam.pvalue.TaggedOutput("dropped", record)
+
+
+def _report(source_specs, out, config, start) -> dict:
+    ledger = accounting.Ledger()
+    after = {}
+    for line in (out / "stats.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row[0] == "count":
+            _, stage, language, reason, docs, size = row
+            ledger.add(stage, language, reason, docs, size)
+        else:
+            after[row[1]] = {"docs": row[2], "tokens": row[3]}
+    (out / "stats.jsonl").unlink()
+    # Documents read per language: what entered the language stage.
+    before = collections.defaultdict(accounting._zero)
+    for language, entry in ledger.stages.get("language", {}).items():
+        before[language]["docs"] += entry["in"]["docs"]
+        before[language]["bytes"] += entry["in"]["bytes"]
+    described = [{"source": spec} for spec in source_specs]
+    seconds = {"total": round(time.perf_counter() - start, 3)}
+    report = corpus.make_report(described, config, ledger, dict(before), after, seconds)
+    report["runner"] = "beam"
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
