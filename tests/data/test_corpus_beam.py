@@ -2,9 +2,9 @@
 
 import json
 
-from codeprop.data import corpus, corpus_beam
-
 from test_corpus import _tree
+
+from codeprop.data import corpus, corpus_beam
 
 
 def _lines(path):
