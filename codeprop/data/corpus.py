@@ -1,4 +1,4 @@
-"""The pretraining corpus pipeline: sources -> rule filters -> dedup -> quality score.
+"""The pretraining corpus pipeline: sources -> rule filters -> dedup -> quality -> perplexity.
 
 `run` reads every source (`codeprop.data.sources`), then passes the documents through the
 stages in `STAGES`; each stage keeps a document or drops it with a reason, and a `Ledger`
@@ -25,6 +25,7 @@ import pathlib
 import time
 
 from codeprop.data import accounting, dedup, filters, quality, sources
+from codeprop.data import perplexity as perplexity_lib
 
 STAGES = (
     "read",
@@ -34,6 +35,7 @@ STAGES = (
     "exact_dedup",
     "near_dedup",
     "quality",
+    "perplexity",
 )
 
 
@@ -50,6 +52,8 @@ class CorpusConfig:
       min_language_bytes: drop languages with less data than this in the read corpus
         (CodeShell drops languages under 100 MB).
       max_files_per_root: cap on files per root of the default corpus (tests, demos).
+      perplexity: the perplexity filter's model and percentile; None keeps every document
+        at that stage.
     """
 
     filters: filters.FilterConfig = filters.FilterConfig()
@@ -59,6 +63,7 @@ class CorpusConfig:
     languages: tuple[str, ...] | None = None
     min_language_bytes: int = 0
     max_files_per_root: int | None = None
+    perplexity: perplexity_lib.PerplexityConfig | None = None
 
 
 def language_reason(doc: sources.Document, wanted: set[str] | None) -> str | None:
@@ -78,6 +83,18 @@ def quality_decision(doc: sources.Document, config: CorpusConfig) -> tuple[str |
     value = quality.score(quality.metrics(doc.content, doc.language), doc.language, config.quality)
     low = config.quality_filter and value < config.quality.threshold
     return ("quality_score_below_threshold" if low else None), value
+
+
+def perplexity_reasons(texts: list[str], config: CorpusConfig) -> list[str | None]:
+    """The perplexity stage over the documents that reach it (a corpus-wide percentile)."""
+    if config.perplexity is None or not texts:
+        return [None] * len(texts)
+    values = perplexity_lib.Scorer(config.perplexity).score(texts)
+    reason = f"perplexity_above_p{config.perplexity.percentile:g}"
+    return [
+        reason if high else None
+        for high in perplexity_lib.above_percentile(values, config.perplexity.percentile)
+    ]
 
 
 def kept_record(doc: sources.Document, score: float) -> dict:
@@ -198,13 +215,11 @@ def run(
     stage_start = time.perf_counter()
     reasons = []
     for doc in state.alive:
-        value = quality.score(
-            quality.metrics(doc.content, doc.language), doc.language, config.quality
-        )
-        state.scores[doc.id] = value
-        low = config.quality_filter and value < config.quality.threshold
-        reasons.append("quality_score_below_threshold" if low else None)
+        reason, state.scores[doc.id] = quality_decision(doc, config)
+        reasons.append(reason)
     timed("quality", reasons)
+    stage_start = time.perf_counter()
+    timed("perplexity", perplexity_reasons([doc.content for doc in state.alive], config))
 
     if len(state.alive) + len(state.dropped) != len(documents):
         raise AssertionError("the pipeline lost documents")  # Never expected; checked anyway.

@@ -27,6 +27,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from codeprop.data import accounting, corpus, dedup, filters, sources
+from codeprop.data import perplexity as perplexity_lib
 
 
 @dataclasses.dataclass
@@ -221,6 +222,7 @@ def run_beam(
         docs = collect((outputs.kept, outputs.dropped, outputs.counts))
         docs = docs | "score" >> beam.Map(_scored, config)
         docs = collect(_stage(docs, "quality", lambda it: it.reason))
+        docs = collect(_perplexity_stage(docs, config))
 
         (
             docs
@@ -272,6 +274,8 @@ def run_beam(
 @dataclasses.dataclass
 class _Scored(_Doc):
     reason: str | None = None
+    ppl: float = float("nan")
+    cut: float = float("inf")
 
 
 def _scored(item, config):
@@ -291,6 +295,54 @@ class _NearStage(beam.DoFn):
         else:
             record = corpus.dropped_record(item.doc, "near_dedup", reason, root_id)
             yield beam.pvalue.TaggedOutput("dropped", record)
+
+
+class _Perplexities(beam.DoFn):
+    """(item, perplexity) for batches of items; the model loads once per worker."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def setup(self):
+        self.scorer = perplexity_lib.Scorer(self.settings)
+
+    def process(self, batch):
+        values = self.scorer.score([it.doc.content for it in batch])
+        yield from zip(batch, values.tolist())
+
+
+def _perplexity_stage(docs, config):
+    """The perplexity stage: a corpus-wide percentile of per-document perplexities."""
+    if config.perplexity is None:
+        return _stage(docs, "perplexity", lambda it: None)
+    settings = config.perplexity
+    scored = (
+        docs
+        | "ppl_batches"
+        >> beam.BatchElements(
+            min_batch_size=settings.batch_size, max_batch_size=settings.batch_size
+        )
+        | "ppl" >> beam.ParDo(_Perplexities(settings))
+    )
+    cut = (
+        scored
+        | "ppl_values" >> beam.Map(lambda pair: pair[1])
+        | "ppl_list" >> beam.combiners.ToList()
+        | "ppl_cut" >> beam.Map(lambda values: _cut(values, settings.percentile))
+    )
+    reason = f"perplexity_above_p{settings.percentile:g}"
+    items = scored | "ppl_items" >> beam.Map(
+        lambda pair, c: dataclasses.replace(pair[0], ppl=pair[1], cut=c),
+        beam.pvalue.AsSingleton(cut),
+    )
+    return _stage(items, "perplexity", lambda it: None if it.ppl <= it.cut else reason)
+
+
+def _cut(values, percentile):
+    import numpy as np
+
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.percentile(finite, percentile)) if finite else float("-inf")
 
 
 def _report(source_specs, out, config, start) -> dict:
