@@ -67,8 +67,9 @@ def test_perplexity_stage_in_process_and_on_beam(c_model, tmp_path):
     for i, program in enumerate(SMALL_C_PROGRAMS):
         (repo / f"p{i}.c").write_text(program)
     for i in range(2):  # C-looking files of random words: in range for the rules, odd to the model
-        words = ["".join(chr(c) for c in rng.integers(97, 123, size=6)) for _ in range(60)]
-        (repo / f"q{i}.c").write_text("int " + " ".join(words) + ";\n")
+        words = ["".join(chr(c) for c in rng.integers(97, 123, size=6)) for _ in range(48)]
+        lines = [" ".join(words[j : j + 6]) for j in range(0, 48, 6)]
+        (repo / f"q{i}.c").write_text("".join(f"int {line};\n" for line in lines))
     settings = perplexity.PerplexityConfig(str(c_model), percentile=75.0)
     config = corpus.CorpusConfig(quality_filter=False, perplexity=settings)
     local = corpus.run([str(repo)], tmp_path / "local", config)
