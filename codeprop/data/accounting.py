@@ -43,10 +43,13 @@ class Ledger:
             bucket["docs"] += docs
             bucket["bytes"] += size
 
-    def summary(self) -> dict:
-        """Per stage: totals and per language, as plain dicts (JSON-ready)."""
+    def summary(self, stages: tuple[str, ...] = ()) -> dict:
+        """Per stage (``stages`` first, in order, even those no document reached; then any
+        other recorded stage): totals and per language, as plain dicts (JSON-ready)."""
         out = {}
-        for stage, per_language in self.stages.items():
+        names = list(stages) + [s for s in self.stages if s not in stages]
+        for stage in names:
+            per_language = self.stages.get(stage, {})
             total = {"in": _zero(), "kept": _zero(), "dropped": collections.defaultdict(_zero)}
             languages = {}
             for language, entry in sorted(per_language.items()):

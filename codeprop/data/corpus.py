@@ -35,8 +35,18 @@ STAGES = (
     "exact_dedup",
     "near_dedup",
     "quality",
+    "learned_quality",
     "perplexity",
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class LearnedQualityConfig:
+    """A trained `codeprop.data.quality_model.QualityScorer` (its directory) and the
+    lowest expected score (0..5) kept."""
+
+    path: str
+    threshold: float = 2.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +62,8 @@ class CorpusConfig:
       min_language_bytes: drop languages with less data than this in the read corpus
         (CodeShell drops languages under 100 MB).
       max_files_per_root: cap on files per root of the default corpus (tests, demos).
+      learned_quality: the learned scorer and its threshold; None keeps every document at
+        that stage.
       perplexity: the perplexity filter's model and percentile; None keeps every document
         at that stage.
     """
@@ -63,6 +75,7 @@ class CorpusConfig:
     languages: tuple[str, ...] | None = None
     min_language_bytes: int = 0
     max_files_per_root: int | None = None
+    learned_quality: LearnedQualityConfig | None = None
     perplexity: perplexity_lib.PerplexityConfig | None = None
 
 
@@ -83,6 +96,17 @@ def quality_decision(doc: sources.Document, config: CorpusConfig) -> tuple[str |
     value = quality.score(quality.metrics(doc.content, doc.language), doc.language, config.quality)
     low = config.quality_filter and value < config.quality.threshold
     return ("quality_score_below_threshold" if low else None), value
+
+
+def learned_quality_reasons(texts: list[str], config: CorpusConfig) -> list[str | None]:
+    """The learned-quality stage: drop expected scores below the threshold."""
+    if config.learned_quality is None or not texts:
+        return [None] * len(texts)
+    from codeprop.data import quality_model
+
+    scores = quality_model.QualityScorer.load(config.learned_quality.path).score(texts)
+    low = scores < config.learned_quality.threshold
+    return ["learned_quality_below_threshold" if x else None for x in low]
 
 
 def perplexity_reasons(texts: list[str], config: CorpusConfig) -> list[str | None]:
@@ -117,7 +141,7 @@ def dropped_record(doc: sources.Document, stage: str, reason: str, duplicate_of=
 
 def make_report(described, config, ledger, before, after, seconds) -> dict:
     """The report of a run from its ledger and per-language sizes before and after."""
-    summary = ledger.summary()
+    summary = ledger.summary(STAGES)
     read, last = summary["read"]["total"], summary[STAGES[-1]]["total"]
     dropped = sum(
         v["docs"] for stage in summary.values() for v in stage["total"]["dropped"].values()
@@ -218,6 +242,8 @@ def run(
         reason, state.scores[doc.id] = quality_decision(doc, config)
         reasons.append(reason)
     timed("quality", reasons)
+    stage_start = time.perf_counter()
+    timed("learned_quality", learned_quality_reasons([d.content for d in state.alive], config))
     stage_start = time.perf_counter()
     timed("perplexity", perplexity_reasons([doc.content for doc in state.alive], config))
 

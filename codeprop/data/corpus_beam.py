@@ -222,6 +222,7 @@ def run_beam(
         docs = collect((outputs.kept, outputs.dropped, outputs.counts))
         docs = docs | "score" >> beam.Map(_scored, config)
         docs = collect(_stage(docs, "quality", lambda it: it.reason))
+        docs = collect(_learned_quality_stage(docs, config))
         docs = collect(_perplexity_stage(docs, config))
 
         (
@@ -274,6 +275,7 @@ def run_beam(
 @dataclasses.dataclass
 class _Scored(_Doc):
     reason: str | None = None
+    lq: float = 0.0
     ppl: float = float("nan")
     cut: float = float("inf")
 
@@ -295,6 +297,37 @@ class _NearStage(beam.DoFn):
         else:
             record = corpus.dropped_record(item.doc, "near_dedup", reason, root_id)
             yield beam.pvalue.TaggedOutput("dropped", record)
+
+
+class _LearnedQuality(beam.DoFn):
+    """Items with their expected score (``lq``), in batches; the scorer loads once per
+    worker."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def setup(self):
+        from codeprop.data import quality_model
+
+        self.scorer = quality_model.QualityScorer.load(self.path)
+
+    def process(self, batch):
+        scores = self.scorer.score([it.doc.content for it in batch]).tolist()
+        yield from (dataclasses.replace(it, lq=score) for it, score in zip(batch, scores))
+
+
+def _learned_quality_stage(docs, config):
+    settings = config.learned_quality
+    if settings is None:
+        return _stage(docs, "learned_quality", lambda it: None)
+    scored = (
+        docs
+        | "lq_batches" >> beam.BatchElements(min_batch_size=16, max_batch_size=16)
+        | "lq" >> beam.ParDo(_LearnedQuality(settings.path))
+    )
+    threshold = settings.threshold
+    low = "learned_quality_below_threshold"
+    return _stage(scored, "learned_quality", lambda it: low if it.lq < threshold else None)
 
 
 class _Perplexities(beam.DoFn):

@@ -62,9 +62,12 @@ def learning_rate_schedule(
 def create_train_state(
     model: nn.Module, batch: dict, seed: int, optimizer: optax.GradientTransformation
 ) -> TrainState:
-    """Initialises parameters from `seed` on an example batch."""
+    """Initialises parameters from `seed` on an example batch (as plain arrays: logical-
+    axis metadata boxes, e.g. the decoder's, are removed)."""
     init_rng, dropout_rng = jax.random.split(jax.random.key(seed))
-    variables = model.init(init_rng, batch["inputs"], batch.get("aux"), batch.get("rows"))
+    variables = nn.meta.unbox(
+        model.init(init_rng, batch["inputs"], batch.get("aux"), batch.get("rows"))
+    )
     return TrainState.create(
         apply_fn=model.apply, params=variables["params"], tx=optimizer, rng=dropout_rng
     )
