@@ -165,7 +165,7 @@ def corpus_main(argv: list[str] | None = None) -> int:
         "--source",
         action="append",
         required=True,
-        help="a directory, glob, .jsonl(.gz) file, tfds:NAME:SPLIT[:FIELD], or 'default'",
+        help="a directory, glob, .jsonl(.gz) file, tfds:NAME:SPLIT[:FIELD[:LANGUAGE]], or default",
     )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--languages", default=None, help="comma-separated languages to keep")

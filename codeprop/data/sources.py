@@ -9,7 +9,8 @@ losing them. Source specs (the ``--source`` values of ``python -m codeprop.data.
   language ``unknown``;
 - ``*.jsonl`` / ``*.jsonl.gz``: one document per line in The Stack's layout (``content``,
   ``path`` or ``max_stars_repo_path``, ``lang``);
-- ``tfds:NAME:SPLIT[:FIELD]``: a tfds dataset's text field (default ``content``);
+- ``tfds:NAME:SPLIT[:FIELD[:LANGUAGE]]``: a tfds dataset's text field (default
+  ``content``), e.g. ``tfds:poj104:full:text:cpp``;
 - ``default``: `default_corpus`, code found on any machine with codeprop installed.
 """
 
@@ -147,8 +148,11 @@ def read_jsonl(path: Path) -> Iterator[Document]:
             yield Document(doc_id, doc_path, language or language_of(doc_path), content)
 
 
-def read_tfds(name: str, split: str, field: str = "content", data_dir=None) -> Iterator[Document]:
-    """Documents of a tfds dataset's text ``field`` (e.g. ``tfds:poj104:train:text``)."""
+def read_tfds(
+    name: str, split: str, field: str = "content", language: str = "", data_dir=None
+) -> Iterator[Document]:
+    """Documents of a tfds dataset's text ``field`` (e.g. ``tfds:poj104:full:text:cpp``);
+    the language is ``language``, else the example's ``lang`` feature, else unknown."""
     import tensorflow_datasets as tfds
 
     from codeprop.data import builders  # noqa: F401  (registers codeprop's datasets)
@@ -158,11 +162,10 @@ def read_tfds(name: str, split: str, field: str = "content", data_dir=None) -> I
     for number, example in enumerate(tfds.as_numpy(dataset)):
         value = example[field]
         text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
-        language = example.get("lang", b"")
-        language = language.decode() if isinstance(language, bytes) else str(language or "")
-        yield Document(
-            f"tfds:{name}:{split}:{number}", f"{name}/{split}/{number}", language or "unknown", text
-        )
+        lang = language or example.get("lang", b"")
+        lang = lang.decode() if isinstance(lang, bytes) else str(lang or "")
+        doc_id, path = f"tfds:{name}:{split}:{number}", f"{name}/{split}/{number}"
+        yield Document(doc_id, path, lang or "unknown", text)
 
 
 def default_roots() -> list[tuple[str, Path]]:
@@ -211,8 +214,8 @@ def read(spec: str, max_files_per_root: int | None = None) -> tuple[list[Documen
         return documents, {"source": spec, "roots": roots}
     if spec.startswith("tfds:"):
         parts = spec.split(":")
-        if len(parts) not in (3, 4):
-            raise ValueError(f"{spec}: expected tfds:NAME:SPLIT[:FIELD]")
+        if len(parts) not in (3, 4, 5):
+            raise ValueError(f"{spec}: expected tfds:NAME:SPLIT[:FIELD[:LANGUAGE]]")
         documents = list(read_tfds(*parts[1:]))
         return documents, {"source": spec}
     path = Path(spec)

@@ -108,3 +108,15 @@ def test_command_line_and_default_corpus(tmp_path, capsys):
     assert total["kept"] > 0 and "documents:" in capsys.readouterr().out
     docs, _ = sources.read(f"{tmp_path}/out/*.json")
     assert [d.language for d in docs] == ["json"]
+
+
+def test_tfds_source(devmap_amd, tfds_dir, monkeypatch):
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    docs, described = sources.read("tfds:devmap/amd:full:normalized_source:opencl")
+    assert len(docs) == 680 and described == {
+        "source": "tfds:devmap/amd:full:normalized_source:opencl"
+    }
+    assert {d.language for d in docs} == {"opencl"} and all(
+        "kernel" in d.content for d in docs[:20]
+    )
+    assert docs[3].id == "tfds:devmap/amd:full:3"
