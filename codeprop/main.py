@@ -175,7 +175,19 @@ def corpus_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--near_dup_threshold", type=float, default=dedup.DedupConfig.threshold)
     parser.add_argument("--max_line_length", type=int, default=filters.FilterConfig.max_line_length)
     parser.add_argument("--max_files_per_root", type=int, default=None, help="default corpus cap")
+    parser.add_argument("--quality_model", default=None, help="a trained learned-quality scorer")
+    parser.add_argument("--quality_model_threshold", type=float, default=2.5)
+    parser.add_argument("--perplexity_checkpoint", default=None, help="a decoder checkpoint")
+    parser.add_argument("--perplexity_tokenizer", default="bytes", help="its tokenizer")
+    parser.add_argument("--perplexity_percentile", type=float, default=90.0)
     args = parser.parse_args(argv)
+    learned = perplexity = None
+    if args.quality_model:
+        learned = corpus.LearnedQualityConfig(args.quality_model, args.quality_model_threshold)
+    if args.perplexity_checkpoint:
+        perplexity = corpus.perplexity_lib.PerplexityConfig(
+            args.perplexity_checkpoint, args.perplexity_tokenizer, args.perplexity_percentile
+        )
     config = corpus.CorpusConfig(
         filters=filters.FilterConfig(max_line_length=args.max_line_length),
         dedup=dedup.DedupConfig(threshold=args.near_dup_threshold),
@@ -184,10 +196,35 @@ def corpus_main(argv: list[str] | None = None) -> int:
         languages=tuple(args.languages.split(",")) if args.languages else None,
         min_language_bytes=args.min_language_bytes,
         max_files_per_root=args.max_files_per_root,
+        learned_quality=learned,
+        perplexity=perplexity,
     )
     report = corpus.run(args.source, args.out, config)
     print("\n".join(corpus.summary_lines(report)))
     print(f"written to {args.out}/kept.jsonl, dropped.jsonl and report.json")
+    return 0
+
+
+def quality_model_main(argv: list[str] | None = None) -> int:
+    """``python -m codeprop.data.quality_model --annotations FILE.jsonl --out DIR``: train the
+    learned quality scorer on ``{"code", "score"}`` lines (see `quality_model.RUBRIC`)."""
+    from codeprop.data import quality_model
+
+    parser = argparse.ArgumentParser(
+        prog="python -m codeprop.data.quality_model",
+        description="Train the learned quality scorer on 0-5 annotations.",
+    )
+    parser.add_argument("--annotations", required=True, help='JSONL of {"code", "score"}')
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--epochs", type=int, default=quality_model.ScorerConfig.epochs)
+    parser.add_argument("--print_rubric", action="store_true", help="print the prompt template")
+    args = parser.parse_args(argv)
+    if args.print_rubric:
+        print(quality_model.RUBRIC)
+    codes, scores = quality_model.read_annotations(args.annotations)
+    scorer = quality_model.train(codes, scores, quality_model.ScorerConfig(epochs=args.epochs))
+    scorer.save(args.out)
+    print(f"trained on {len(codes)} files; written to {args.out}")
     return 0
 
 

@@ -173,3 +173,11 @@ def train(
     )  # fmt: skip
     result = graph_probe.fit(model, data, split, settings, batcher=batcher)
     return QualityScorer(config, result["params"])
+
+
+if __name__ == "__main__":
+    import sys
+
+    from codeprop import main
+
+    sys.exit(main.quality_model_main())

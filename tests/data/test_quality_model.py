@@ -106,3 +106,33 @@ def test_annotation_errors_name_the_line_and_the_rubric_has_the_aspects(tmp_path
     prompt = quality_model.rubric_prompt("int x;", "c", "a.c")
     for word in ("Correctness", "Readability", "Security", "Value", "int x;", "0 to 5"):
         assert word in prompt
+
+
+def test_commands_train_a_scorer_and_use_it(scorer, tmp_path, capsys):
+    from codeprop import main
+
+    codes, scores = _labelled(NOUNS[:2], seed=4)
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(
+        "".join(json.dumps({"code": c, "score": int(s)}) + "\n" for c, s in zip(codes, scores))
+    )
+    assert (
+        main.quality_model_main(
+            ["--annotations", str(labels), "--out", str(tmp_path / "s"), "--epochs", "1"]
+        )
+        == 0
+    )
+    assert (tmp_path / "s" / "scorer.safetensors").exists()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "bad.py").write_text(_bad(_good("add", "+", "weights"), np.random.default_rng(5)))
+    args = ["--source", str(repo), "--out", str(tmp_path / "out"), "--no_quality_filter"]
+    assert main.corpus_main([*args, "--quality_model", str(scorer)]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (
+        report["stages"]["learned_quality"]["total"]["dropped"]["learned_quality_below_threshold"][
+            "docs"
+        ]
+        == 1
+    )
+    assert "trained on 20 files" in capsys.readouterr().out
