@@ -120,3 +120,22 @@ def test_tfds_source(devmap_amd, tfds_dir, monkeypatch):
         "kernel" in d.content for d in docs[:20]
     )
     assert docs[3].id == "tfds:devmap/amd:full:3"
+
+
+def test_bad_inputs_are_counted_drops_and_the_run_is_deterministic(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "empty.py").write_text("")
+    (repo / "minified.js").write_text("var a=1;" * 400_000)  # 3.2 MB on one line
+    (repo / "bytes.c").write_bytes(bytes(range(256)) * 10)
+    (repo / "ok.c").write_text("int main(void) { return 0; }\n")
+    first = corpus.run([str(repo)], tmp_path / "a")
+    reasons = {
+        r["path"].rsplit("/", 1)[1]: r["reason"] for r in _jsonl(tmp_path / "a" / "dropped.jsonl")
+    }
+    assert reasons["empty.py"] == "empty" and reasons["minified.js"] == "too_large"
+    assert reasons["bytes.c"] == "binary (NUL bytes)"
+    assert first["totals"]["documents"] == 4
+    corpus.run([str(repo)], tmp_path / "b")
+    for name in ("kept.jsonl", "dropped.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()

@@ -65,8 +65,22 @@ def test_fim_rates_and_layouts(setup):
         assert vocab.decode(prefix_middle) + vocab.decode(suffix) == text
     assert _fim(vocab, 1.0, 0.0, seed=0) == psm  # seeded
     assert _fim(vocab, 1.0, 0.0, seed=1) != psm
-    half = _fim(vocab, 0.5, 0.5, seed=3)
-    assert 0 < sum(ids[0] == s.prefix for ids in half) < len(TEXTS)
+
+
+def test_fim_rate_within_tolerance(setup):
+    _, vocab = setup
+    texts = [f"int v{i} = {i};\n" for i in range(400)]
+    ds = tf.data.Dataset.from_tensor_slices({"text": texts, "id": [str(i) for i in range(400)]})
+    features = {"targets": seqio.Feature(vocab, add_eos=True, dtype=tf.int32)}
+    s = vocab.sentinels()
+    with seqio.utils.map_seed_manager(7):
+        out = list(
+            tasks.fim(ds, output_features=features, fim_rate=0.3, spm_rate=0.5).as_numpy_iterator()
+        )
+    fim = [x["targets"] for x in out if x["targets"][0] == s.prefix]
+    assert abs(len(fim) / 400 - 0.3) < 0.07
+    spm = sum(x[1] == s.suffix for x in fim)
+    assert abs(spm / len(fim) - 0.5) < 0.15
 
 
 @pytest.mark.parametrize("length", tasks.SEQUENCE_LENGTHS)
@@ -88,3 +102,22 @@ def test_mixture_packs_into_decoder_features(setup, length):
     ends = np.flatnonzero(np.diff(segments[: n + 1]) != 0)  # last token of each segment
     assert np.all(row["decoder_target_tokens"][ends] == vocab.eos_id)
     assert np.all(row["decoder_positions"][np.flatnonzero(np.diff(segments) > 0) + 1] == 0)
+
+
+def test_packing_gives_the_expected_segments_and_positions(setup):
+    _, vocab = setup
+    examples = [{"targets": [11, 12, 13]}, {"targets": [21, 22]}, {"targets": [31, 32, 33, 34]}]
+    ds = tf.data.Dataset.from_generator(
+        lambda: iter(examples), output_signature={"targets": tf.TensorSpec([None], tf.int32)}
+    )
+    packed = seqio.LMFeatureConverter(pack=True)(ds, {"targets": 12})
+    (row,) = list(packed.as_numpy_iterator())
+    np.testing.assert_array_equal(
+        row["decoder_target_tokens"], [11, 12, 13, 21, 22, 31, 32, 33, 34, 0, 0, 0]
+    )
+    np.testing.assert_array_equal(
+        row["decoder_input_tokens"], [0, 11, 12, 0, 21, 0, 31, 32, 33, 0, 0, 0]
+    )
+    np.testing.assert_array_equal(row["decoder_segment_ids"], [1, 1, 1, 2, 2, 3, 3, 3, 3, 0, 0, 0])
+    np.testing.assert_array_equal(row["decoder_positions"], [0, 1, 2, 0, 1, 0, 1, 2, 3, 0, 0, 0])
+    np.testing.assert_array_equal(row["decoder_loss_weights"], [1] * 9 + [0] * 3)
