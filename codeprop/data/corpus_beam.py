@@ -198,7 +198,7 @@ def run_beam(
             | _Duplicates("exact_dedup", "exact_duplicate", lambda it: dedup.md5(it.doc.content))
         )
         signed = docs | "signature" >> beam.Map(
-            lambda it: (it, dedup.signature(it.doc.content, config.dedup).hashvalues)
+            lambda it: (it, dedup.signature(it.doc.content, config.dedup))
         )
         edges = (
             signed

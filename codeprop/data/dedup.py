@@ -2,7 +2,8 @@
 
 - Exact: the MD5 of the normalised content (newlines unified, trailing whitespace and
   leading/trailing blank lines removed).
-- Near: MinHash signatures (datasketch, fixed seed) of word-token shingles, locality-
+- Near: MinHash signatures (numpy, vectorised over shingles and hash functions;
+  multiply-shift hashing) of word-token shingles, locality-
   sensitive hashing with bands tuned for the Jaccard threshold (documents sharing a band
   share a bucket), the estimated Jaccard similarity of each bucket's first document and
   each other member checked against the threshold, and union-find over the confirmed
@@ -13,12 +14,13 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import re
 from collections.abc import Sequence
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+from datasketch import MinHashLSH
 
 _TOKEN = re.compile(r"\w+")
 
@@ -59,16 +61,83 @@ def exact_duplicates(contents: Sequence[str]) -> list[int | None]:
 
 
 def shingles(content: str, size: int) -> set[bytes]:
+    """The set of ``size``-token shingles (for inspection and tests; `signature` hashes
+    the same shingles without building them)."""
     tokens = _TOKEN.findall(content)
     if len(tokens) <= size:
         return {" ".join(tokens).encode()}
     return {" ".join(tokens[i : i + size]).encode() for i in range(len(tokens) - size + 1)}
 
 
-def signature(content: str, config: DedupConfig) -> MinHash:
-    m = MinHash(num_perm=config.num_perm, seed=config.seed)
-    m.update_batch(sorted(shingles(content, config.shingle_size)))
-    return m
+_MAX_HASH = np.uint64((1 << 32) - 1)
+_SHINGLE_BASE = np.uint64(1_000_003)
+_BLOCK = 8192  # shingles per block of the signature computation (bounds memory)
+
+
+@functools.cache
+def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (a, b) of the multiply-shift hash functions ``(a x + b mod 2^64) >> 32``
+    (a odd): universal, and free of the division that ``mod p`` families cost."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64) | np.uint64(1)
+    b = rng.integers(0, np.iinfo(np.uint64).max, size=num_perm, dtype=np.uint64)
+    return a, b
+
+
+_WORD_BYTE = np.zeros(256, bool)
+_WORD_BYTE[list(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")] = True
+_WORD_BYTE[0x80:] = True  # UTF-8 bytes of non-ASCII characters count as word characters
+_BYTE_BASE = 0x100000001B3  # odd, so invertible modulo 2^64
+_BYTE_BASE_INVERSE = pow(_BYTE_BASE, -1, 2**64)
+
+
+def token_hashes(content: str) -> np.ndarray:
+    """[tokens] 64-bit hashes of the content's word tokens (runs of ASCII letters, digits,
+    ``_`` and non-ASCII bytes), all with numpy: a token's hash is the polynomial
+    ``sum (byte_j + 1) * B^(j - start)`` modulo 2^64, from prefix sums."""
+    data = np.frombuffer(content.encode("utf-8", "surrogatepass"), np.uint8)
+    if not len(data):
+        return np.zeros(0, np.uint64)
+    edges = np.diff(np.concatenate([[0], _WORD_BYTE[data].view(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    with np.errstate(over="ignore"):
+        one = np.ones(1, np.uint64)
+        powers = np.concatenate([one, np.cumprod(np.full(len(data) - 1, _BYTE_BASE, np.uint64))])
+        inverse = np.concatenate(
+            [one, np.cumprod(np.full(len(data) - 1, _BYTE_BASE_INVERSE, np.uint64))]
+        )
+        prefix = np.concatenate(
+            [[np.uint64(0)], np.cumsum((data.astype(np.uint64) + np.uint64(1)) * powers)]
+        )
+        return (prefix[ends] - prefix[starts]) * inverse[starts]
+
+
+def shingle_hashes(content: str, size: int) -> np.ndarray:
+    """[S] distinct 32-bit hashes of the ``size``-token shingles (a polynomial of the
+    token hashes, over all shingles at once)."""
+    hashes = token_hashes(content)
+    if len(hashes) < size:
+        hashes = np.concatenate([hashes, np.zeros(size - len(hashes), np.uint64)])
+    n = len(hashes) - size + 1
+    combined = hashes[:n].copy()
+    with np.errstate(over="ignore"):
+        for k in range(1, size):  # uint64 arithmetic wraps modulo 2^64: deterministic
+            combined = combined * _SHINGLE_BASE + hashes[k : k + n]
+    return np.unique((combined ^ (combined >> np.uint64(32))) & _MAX_HASH)
+
+
+def signature(content: str, config: DedupConfig) -> np.ndarray:
+    """[num_perm] MinHash signature (uint64 values below 2^32) of the content's shingles."""
+    a, b = _permutations(config.num_perm, config.seed)
+    hashes = shingle_hashes(content, config.shingle_size)
+    out = np.full(config.num_perm, _MAX_HASH, np.uint64)
+    for start in range(0, len(hashes), _BLOCK):
+        block = hashes[start : start + _BLOCK]
+        permuted = np.multiply(a[:, None], block[None, :])  # [P, block], wraps mod 2^64
+        permuted += b[:, None]
+        permuted >>= np.uint64(32)
+        np.minimum(out, permuted.min(axis=1), out=out)
+    return out
 
 
 class UnionFind:
@@ -124,7 +193,7 @@ def near_duplicates(
     bands, rows = band_params(config)
     buckets: dict[bytes, list[tuple[int, np.ndarray]]] = {}
     for i, content in enumerate(contents):
-        hashvalues = signature(content, config).hashvalues
+        hashvalues = signature(content, config)
         for key in band_keys(hashvalues, bands, rows):
             buckets.setdefault(key, []).append((i, hashvalues))
     clusters = UnionFind(len(contents))

@@ -15,7 +15,7 @@ def _tree(tmp_path):
     # Files are read in sorted order: a_ first, so it is the one kept.
     (repo / "pkg" / "a_stats.py").write_text(GOOD_PY)
     (repo / "pkg" / "b_copy.py").write_text(GOOD_PY.replace("\n", "  \n"))  # exact dup
-    (repo / "pkg" / "c_renamed.py").write_text(GOOD_PY.replace("mean_of", "average_of"))
+    (repo / "pkg" / "c_renamed.py").write_text(GOOD_PY + "# The end.\n")  # near duplicate
     (repo / "gen.py").write_text("# Auto-generated file. Do not edit.\nx = 1\n")
     (repo / "notes.xyz").write_text("what language is this")
     (repo / "blob.c").write_bytes(b"\x00\x01binary")
