@@ -38,13 +38,18 @@ def sgemm_peak(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n**3 / best
 
 
-def codeprop_steps(config, tokens, steps, lr):
+def codeprop_steps(config, tokens, steps, lr, fused_loss=True):
     model = decoder.Decoder(config)
     params = decoder.init_params(config, jax.random.key(0))
     tx = optax.adamw(lr, b1=0.9, b2=0.95, weight_decay=0.1)
     opt = tx.init(params)
 
     def loss_fn(p, batch):
+        if fused_loss:  # `Decoder.loss`: output projection + cross-entropy in chunks.
+            weights = jnp.full(batch[:, 1:].shape, 1.0 / batch[:, 1:].size)
+            return model.apply({"params": p}, batch[:, :-1], batch[:, 1:], weights, method="loss")[
+                0
+            ]
         logits = model.apply({"params": p}, batch[:, :-1])
         return optax.softmax_cross_entropy_with_integer_labels(logits, batch[:, 1:]).mean()
 
@@ -113,7 +118,19 @@ def main():
     tokens = rng.integers(0, args.vocab, size=(4, args.batch, args.seq_len + 1)).astype(np.int32)
     tokens_per_step = args.batch * args.seq_len
     peak = sgemm_peak()
-    ours, our_losses, params = codeprop_steps(config, tokens, args.steps, 3e-4)
+    variants = {
+        # The defaults: query-blocked einsum attention, fused loss (`Decoder.loss`).
+        "codeprop": (config, True),
+        "codeprop_blockwise_attention": (config.replace(attention_impl="blockwise"), True),
+        "codeprop_xla_attention": (config.replace(attention_impl="xla"), True),
+        # Session-3 baseline: whole-sequence einsum attention, logits + optax loss.
+        "codeprop_unblocked_unfused": (config.replace(attention_query_chunk=None), False),
+    }
+    runs = {
+        name: codeprop_steps(variant, tokens, args.steps, 3e-4, fused)
+        for name, (variant, fused) in variants.items()
+    }
+    params = runs["codeprop"][2]
     out = {
         "machine": timing.machine(),
         "config": {
@@ -139,13 +156,15 @@ def main():
             "last_loss": round(losses[-1], 4),
         }
 
-    out["codeprop"] = summary(ours, our_losses)
+    for name, (times, losses, _) in runs.items():
+        out[name] = summary(times, losses)
     for impl in ("eager", "sdpa"):
         times, losses = hf_steps(config, tokens, args.steps, 3e-4, impl)
         out[f"transformers_{impl}"] = summary(times, losses)
-        out[f"speedup_vs_transformers_{impl}"] = round(
-            out["codeprop"]["tokens_per_s"] / out[f"transformers_{impl}"]["tokens_per_s"], 2
-        )
+        for name in runs:
+            out[f"{name}_speedup_vs_transformers_{impl}"] = round(
+                out[name]["tokens_per_s"] / out[f"transformers_{impl}"]["tokens_per_s"], 2
+            )
     timing.emit(out, args.out)
 
 

@@ -14,7 +14,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-IMPLEMENTATIONS = ("einsum", "xla", "cudnn")
+from codeprop.models import blockwise_attention
+
+IMPLEMENTATIONS = ("einsum", "xla", "cudnn", "blockwise")
+# `attention` splits long sequences into at most this many query blocks (graph size).
+MAX_QUERY_CHUNKS = 16
 
 
 def causal_mask(
@@ -78,6 +82,7 @@ def attention(
     scale: float,
     implementation: str = "einsum",
     sliding_window: int | None = None,
+    query_chunk: int | None = None,
 ) -> jnp.ndarray:
     """GQA with the chosen kernel; shapes as in `einsum_attention`.
 
@@ -86,6 +91,15 @@ def attention(
     GPUs, which needs bfloat16/float16 inputs). ``mask=None`` means plain causal attention
     over one sequence per row (with ``sliding_window``): the cuDNN kernel then builds the
     mask itself instead of reading a [B, T, S] array.
+
+    ``query_chunk`` (self-attention only: the keys are the queries' own sequence, T == S,
+    and ``mask`` is causal, as every mask of `causal_mask` over the same slots is) splits
+    the queries into blocks of at least that many rows — at most `MAX_QUERY_CHUNKS`
+    blocks — and gives each block only the keys it can see: the ones up to its last query
+    (and back to its first query's sliding window). The result is the same; about half of
+    the [T, S] scores (the blocks above the diagonal) are never computed, and each block's
+    scores are small enough to stay in cache, which is what makes it faster on CPUs.
+    Ignored by ``'cudnn'``, which skips those blocks itself.
     """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"unknown attention implementation {implementation!r}; {IMPLEMENTATIONS}")
@@ -94,12 +108,45 @@ def attention(
         return jax.nn.dot_product_attention(
             q, k, v, scale=scale, is_causal=True, local_window_size=window, implementation="cudnn"
         )
-    if mask is None:
-        b, t = q.shape[:2]
-        slots = jnp.broadcast_to(jnp.arange(t, dtype=jnp.int32), (b, t))
-        mask = causal_mask(slots, slots, sliding_window=sliding_window)
-    if implementation == "einsum":
-        return einsum_attention(q, k, v, mask, scale)
-    return jax.nn.dot_product_attention(
-        q, k, v, mask=mask[:, None, :, :], scale=scale, implementation=implementation
-    )
+    if implementation == "blockwise":
+        if q.shape[1] != k.shape[1]:  # A KV cache: the einsum reference.
+            return attention(q, k, v, mask, scale, "einsum", sliding_window)
+        chunk = query_chunk or 64
+        return blockwise_attention.blockwise_attention(q, k, v, mask, scale, chunk, sliding_window)
+    t = q.shape[1]
+    if query_chunk is None or implementation == "cudnn":
+        chunk = t
+    else:
+        if k.shape[1] != t:
+            raise ValueError(
+                f"query_chunk needs self-attention (T == S), got T={t}, S={k.shape[1]}"
+            )
+        chunk = max(query_chunk, -(-t // MAX_QUERY_CHUNKS))
+    outputs = []
+    for start in range(0, t, chunk):
+        stop = min(start + chunk, t)
+        first = 0 if sliding_window is None else max(0, start - sliding_window + 1)
+        if mask is None:
+            b = q.shape[0]
+            q_slots = jnp.broadcast_to(jnp.arange(start, stop, dtype=jnp.int32), (b, stop - start))
+            kv_slots = jnp.broadcast_to(jnp.arange(first, stop, dtype=jnp.int32), (b, stop - first))
+            block_mask = causal_mask(q_slots, kv_slots, sliding_window=sliding_window)
+        else:
+            block_mask = mask[:, start:stop, first:stop] if chunk < t else mask
+        q_block = q[:, start:stop] if chunk < t else q
+        k_block = k[:, first:stop] if chunk < t else k
+        v_block = v[:, first:stop] if chunk < t else v
+        if implementation == "einsum":
+            outputs.append(einsum_attention(q_block, k_block, v_block, block_mask, scale))
+        else:
+            outputs.append(
+                jax.nn.dot_product_attention(
+                    q_block,
+                    k_block,
+                    v_block,
+                    mask=block_mask[:, None, :, :],
+                    scale=scale,
+                    implementation=implementation,
+                )
+            )
+    return outputs[0] if len(outputs) == 1 else jnp.concatenate(outputs, axis=1)

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from codeprop.models import attention as attention_lib
-from codeprop.models import rope
+from codeprop.models import losses, rope
 
 # Logical axis names of parameters and activations.
 AXES = ("vocab", "embed", "mlp", "q_heads", "kv_heads", "kv", "norm", "position")
@@ -86,6 +86,11 @@ class DecoderConfig:
         ``'dots'`` (save matmul outputs).
       attention_impl: ``'einsum'`` (reference), ``'xla'`` or ``'cudnn'`` (flash attention
         on NVIDIA GPUs) — see `codeprop.models.attention.attention`.
+      attention_query_chunk: self-attention over the sequence (no KV cache) runs in query
+        blocks of this many rows that skip the keys above the diagonal (same result;
+        faster on CPUs); None attends with all T queries at once.
+      loss_chunk: tokens per chunk of `Decoder.loss` (its largest temporary is
+        [loss_chunk, V] float32 logits).
     """
 
     vocab_size: int
@@ -114,6 +119,8 @@ class DecoderConfig:
     param_dtype: str = "float32"
     remat: str = "none"
     attention_impl: str = "einsum"
+    attention_query_chunk: int | None = 64
+    loss_chunk: int = 256
 
     def __post_init__(self):
         def check(ok, message):
@@ -270,7 +277,14 @@ class Attention(nn.Module):
             v = _write_cache(cache["value"], v, start)
             cache = {"key": k, "value": v}
         out = attention_lib.attention(
-            q, k, v, mask, c.scale, c.attention_impl, c.sliding_window
+            q,
+            k,
+            v,
+            mask,
+            c.scale,
+            c.attention_impl,
+            c.sliding_window,
+            query_chunk=c.attention_query_chunk if cache is None else None,
         )  # [B, T, N, H]
         out = dense(
             c.embed_dim,
@@ -416,6 +430,32 @@ class Decoder(nn.Module):
         hidden, layers = self._trunk(tokens, slots, mask, cache["layers"], start)
         num_new = jnp.full((b,), t, jnp.int32) if num_new is None else num_new
         return self.logits(hidden), {"lengths": start + num_new, "layers": layers}
+
+    def loss(self, tokens, targets, weights=None, *, positions=None, segment_ids=None):
+        """Weighted next-token cross-entropy, without materialising [B, T, V] logits.
+
+        Args:
+          tokens: [B, T] inputs; ``positions``/``segment_ids`` as in `__call__`.
+          targets: [B, T] the token to predict at each position.
+          weights: [B, T] per-token loss weights (0 for padding), or None for ones.
+
+        Returns:
+          (float32 ``sum(weights * cross_entropy)``, [B, T] bool target-is-arg-max), with
+          the gradient of ``cross_entropy(self(tokens), targets)`` — see
+          `codeprop.models.losses.fused_cross_entropy`.
+        """
+        hidden = self.embed(tokens, positions=positions, segment_ids=segment_ids)
+        return losses.fused_cross_entropy(
+            hidden, self.output_matrix(), targets, weights, self.config.loss_chunk
+        )
+
+    def output_matrix(self):
+        """The [V, D] output projection (tied embedding or LM head kernel) in ``dtype``."""
+        if self.config.tie_embeddings:
+            matrix = self.embedder.embedding
+        else:
+            matrix = self.lm_head.variables["params"]["kernel"].T
+        return matrix.astype(self.config.dtype)
 
     def logits(self, hidden):
         """[B, T, D] final hidden states -> [B, T, V] float32 logits."""
