@@ -91,6 +91,22 @@ _BYTE_BASE = 0x100000001B3  # odd, so invertible modulo 2^64
 _BYTE_BASE_INVERSE = pow(_BYTE_BASE, -1, 2**64)
 
 
+_CACHED_POWERS = 1 << 22  # documents up to 4 MiB reuse cached power tables (64 MiB)
+
+
+@functools.cache
+def _powers(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """``B^j`` and ``B^-j`` modulo 2^64 for j < length (length a power of two, cached)."""
+    with np.errstate(over="ignore"):
+        one = np.ones(1, np.uint64)
+        powers = np.concatenate([one, np.cumprod(np.full(length - 1, _BYTE_BASE, np.uint64))])
+        inverse = np.concatenate(
+            [one, np.cumprod(np.full(length - 1, _BYTE_BASE_INVERSE, np.uint64))]
+        )
+    powers.flags.writeable = inverse.flags.writeable = False
+    return powers, inverse
+
+
 def token_hashes(content: str) -> np.ndarray:
     """[tokens] 64-bit hashes of the content's word tokens (runs of ASCII letters, digits,
     ``_`` and non-ASCII bytes), all with numpy: a token's hash is the polynomial
@@ -100,15 +116,12 @@ def token_hashes(content: str) -> np.ndarray:
         return np.zeros(0, np.uint64)
     edges = np.diff(np.concatenate([[0], _WORD_BYTE[data].view(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    length = max(1024, 1 << (len(data) - 1).bit_length())
+    powers, inverse = (_powers if length <= _CACHED_POWERS else _powers.__wrapped__)(length)
     with np.errstate(over="ignore"):
-        one = np.ones(1, np.uint64)
-        powers = np.concatenate([one, np.cumprod(np.full(len(data) - 1, _BYTE_BASE, np.uint64))])
-        inverse = np.concatenate(
-            [one, np.cumprod(np.full(len(data) - 1, _BYTE_BASE_INVERSE, np.uint64))]
-        )
-        prefix = np.concatenate(
-            [[np.uint64(0)], np.cumsum((data.astype(np.uint64) + np.uint64(1)) * powers)]
-        )
+        prefix = np.empty(len(data) + 1, np.uint64)
+        prefix[0] = 0
+        np.cumsum((data + np.uint64(1)) * powers[: len(data)], out=prefix[1:])
         return (prefix[ends] - prefix[starts]) * inverse[starts]
 
 

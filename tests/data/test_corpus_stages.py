@@ -114,12 +114,18 @@ def test_union_find_roots_are_the_smallest_members():
     assert [uf.find(i) for i in range(6)] == [0, 1, 2, 1, 2, 2]
 
 
-def test_token_hashes_are_position_independent_and_match_the_polynomial():
+def test_token_hashes_are_position_independent_and_match_the_polynomial(monkeypatch):
     h = dedup.token_hashes("ab cd ab x_1 é+ab")
     assert len(h) == 6 and h[0] == h[2] == h[5] and len(set(h.tolist())) == 4
     base = 0x100000001B3
     assert int(h[0]) == (ord("a") + 1 + (ord("b") + 1) * base) % 2**64
     assert len(dedup.token_hashes("")) == 0 and len(dedup.token_hashes("+-*/")) == 0
+    # Long documents use uncached power tables and give the same hashes.
+    long = "ab cd ab x_1 é+ab " * 200
+    cached = dedup.token_hashes(long)
+    monkeypatch.setattr(dedup, "_CACHED_POWERS", 1024)
+    np.testing.assert_array_equal(dedup.token_hashes(long), cached)
+    assert cached[0] == h[0] and cached[-1] == h[5]
     # Shingle hashes are a set: the same shingles in another order give the same set.
     a = dedup.shingle_hashes("x y z w v u " * 3, 5)
     assert len(a) == 6 and set(a.tolist()) == set(
