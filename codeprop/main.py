@@ -15,8 +15,9 @@ Filter and deduplicate a pretraining corpus (`corpus_main`, reached as
     python -m codeprop.data.corpus --source default --source repo/ --out corpus/
 
 The experiment's entry point is the one configurable function the gin files bind:
-`codeprop.probes.experiment.run_graph_probe` (AST/ProGraML graphs + GNN) or
-`codeprop.probes.llm_experiment.run_llm_probe` (a decoder LM + classification head).
+`codeprop.probes.experiment.run_graph_probe` (AST/ProGraML graphs + GNN),
+`codeprop.probes.llm_experiment.run_llm_probe` (a decoder LM + classification head) or
+`codeprop.train.pretrain.train` (sharded LM pretraining; gin/runs/pretrain.gin).
 The full config is written to ``<workdir>/config.gin`` before the run and the operative config to
 ``<workdir>/operative_config.gin`` after it.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import pathlib
 
@@ -60,9 +62,10 @@ def unset_required(fn) -> list[str]:
 
 
 def entry_point():
-    """The experiment function the parsed gin config binds: exactly one of
-    `experiment.run_graph_probe` and `llm_experiment.run_llm_probe`."""
+    """The function the parsed gin config binds: exactly one of
+    `experiment.run_graph_probe`, `llm_experiment.run_llm_probe` and `pretrain.train`."""
     from codeprop.probes import experiment, llm_experiment  # Imported here: they load JAX.
+    from codeprop.train import pretrain
 
     def bound(fn) -> bool:
         try:
@@ -70,12 +73,13 @@ def entry_point():
         except (ValueError, KeyError):  # Not registered: no gin file mentions it.
             return False
 
-    entries = [fn for fn in (experiment.run_graph_probe, llm_experiment.run_llm_probe) if bound(fn)]
+    candidates = (experiment.run_graph_probe, llm_experiment.run_llm_probe, pretrain.train)
+    entries = [fn for fn in candidates if bound(fn)]
     if len(entries) != 1:
         names = [fn.__name__ for fn in entries] or ["none"]
         raise ValueError(
-            "the gin files must configure exactly one of run_graph_probe and run_llm_probe; "
-            f"they configure {', '.join(names)}"
+            "the gin files must configure exactly one of run_graph_probe, run_llm_probe and "
+            f"train (pretraining); they configure {', '.join(names)}"
         )
     return entries[0]
 
@@ -109,6 +113,10 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
     results = run(GIN_FILES.value, BINDINGS.value, WORKDIR.value, GIN_SEARCH_PATHS.value)
+    if "benchmark" not in results:  # pretraining
+        print(json.dumps(results, indent=1))
+        print(f"checkpoints and TensorBoard events in {WORKDIR.value}")
+        return
     print(report.terminal(results))
     print(f"results written to {WORKDIR.value}/results.json and results.md")
 

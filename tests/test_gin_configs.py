@@ -5,6 +5,7 @@ import pytest
 import gin
 from codeprop.models import decoder, gnn, rgcn
 from codeprop.probes import experiment, graph_probe, llm_experiment
+from codeprop.train import pretrain
 
 from conftest import REPO
 
@@ -32,6 +33,11 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
     entry = main.entry_point()
     assert main.unset_required(entry) == []
     bound = gin.get_bindings(entry)
+    if entry is pretrain.train:
+        config = bound["model"]
+        assert isinstance(config, decoder.DecoderConfig) and config.num_kv_heads < config.num_heads
+        assert bound["steps"] > 0 and bound["seq_len"] > 0 and callable(bound["data"])
+        return
     if entry is llm_experiment.run_llm_probe:
         config = gin.get_configurable(decoder.DecoderConfig)()
         assert (config.vocab_size, config.num_heads, config.num_kv_heads) == (263, 4, 2)
@@ -85,5 +91,37 @@ def test_both_entry_points_at_once_is_an_error(tmp_path):
         str(REPO / "gin/experiments/devmap_amd_ast_gcn.gin"),
         str(REPO / "gin/models/decoder_tiny.gin"),
     ]
-    with pytest.raises(ValueError, match="exactly one of run_graph_probe and run_llm_probe"):
+    with pytest.raises(ValueError, match="exactly one of run_graph_probe, run_llm_probe and train"):
         main.run(files, [], str(tmp_path), [str(REPO)])
+
+
+@pytest.mark.parametrize("size", ["7b", "1b"])
+def test_codeshell_model_files_match_the_presets(size):
+    gin.parse_config_files_and_bindings(
+        [str(REPO / "gin/runs/pretrain.gin"), str(REPO / f"gin/models/codeshell_{size}.gin")],
+        ["STEPS = 1", "BATCH_SIZE = 1", "SEQ_LEN = 8"],
+        finalize_config=False,
+    )
+    config = gin.get_bindings(pretrain.train)["model"]
+    preset = decoder.codeshell_7b() if size == "7b" else decoder.codeshell_1b()
+    numerics = dict(dtype="bfloat16", attention_impl="cudnn", remat=config.remat)
+    assert config == preset.replace(**numerics)
+
+
+def test_pretraining_runs_from_gin(tmp_path):
+    from codeprop import main
+
+    summary = main.run(
+        [str(REPO / "gin/experiments/pretrain_tiny_synthetic.gin")],
+        [
+            "STEPS = 3",
+            "SEQ_LEN = 32",
+            "pretrain.train.eval_every = 3",
+            "pretrain.train.eval_batches = 1",
+        ],
+        str(tmp_path),
+        [str(REPO)],
+    )
+    assert summary["step"] == 3 and summary["eval_perplexity"] > 1
+    assert (tmp_path / "operative_config.gin").is_file()
+    assert "pretrain.train.steps = %STEPS" in (tmp_path / "config.gin").read_text()

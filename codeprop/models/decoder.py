@@ -227,6 +227,39 @@ def _write_cache(cache: jnp.ndarray, new: jnp.ndarray, start: jnp.ndarray) -> jn
     return jax.vmap(write)(cache, new.astype(cache.dtype), start)
 
 
+class Projection(nn.Module):
+    """``x @ kernel + bias`` over the last ``contract`` axes of x, to ``features`` axes.
+
+    Like flax's DenseGeneral, but the kernel is created in its own shape (e.g. [D, N, H]),
+    not flattened and reshaped, so its logical-axis sharding applies at initialisation.
+    """
+
+    features: tuple[int, ...]
+    contract: int = 1
+    use_bias: bool = True
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x):
+        """[..., *in] -> [..., *features], ``in`` being the last ``contract`` axes."""
+        in_shape = x.shape[x.ndim - self.contract :]
+        kernel = self.param("kernel", self.kernel_init, in_shape + self.features, self.param_dtype)
+        letters = "abcdefgh"
+        ins, outs = (
+            letters[: self.contract],
+            letters[self.contract : self.contract + len(self.features)],
+        )
+        x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
+        y = jnp.einsum(f"...{ins},{ins}{outs}->...{outs}", x, kernel)
+        if self.use_bias:
+            bias = self.param("bias", self.bias_init, self.features, self.param_dtype)
+            y = y + bias.astype(self.dtype)
+        return y
+
+
 class Attention(nn.Module):
     """Grouped-query self-attention with RoPE and an optional KV cache."""
 
@@ -250,7 +283,7 @@ class Attention(nn.Module):
         c = self.config
         h = c.resolved_head_dim
         dense = functools.partial(
-            nn.DenseGeneral, use_bias=c.attention_bias, dtype=c.dtype, param_dtype=c.param_dtype
+            Projection, use_bias=c.attention_bias, dtype=c.dtype, param_dtype=c.param_dtype
         )
         q = dense(
             (c.num_heads, h),
@@ -287,8 +320,8 @@ class Attention(nn.Module):
             query_chunk=c.attention_query_chunk if cache is None else None,
         )  # [B, T, N, H]
         out = dense(
-            c.embed_dim,
-            axis=(-2, -1),
+            (c.embed_dim,),
+            contract=2,
             kernel_init=_init(c, ("q_heads", "kv", "embed"), (2 * c.num_layers) ** -0.5),
             bias_init=_zeros(("embed",)),
             name="out",
