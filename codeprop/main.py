@@ -39,6 +39,11 @@ import gin  # noqa: E402
 GIN_FILES = flags.DEFINE_multi_string("gin_file", [], "Gin files, applied in order.")
 BINDINGS = flags.DEFINE_multi_string("gin_bindings", [], "Extra gin bindings, after the files.")
 WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.", required=True)
+COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "Multi-host: host:port of process 0 (codeprop.train.distributed)."
+)
+NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's rank.")
 GIN_SEARCH_PATHS = flags.DEFINE_multi_string(
     "gin_search_paths", ["."], "Directories where gin 'include' paths are looked up."
 )
@@ -112,6 +117,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
+    from codeprop.train import distributed
+
+    distributed.initialize(COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value)
     results = run(GIN_FILES.value, BINDINGS.value, WORKDIR.value, GIN_SEARCH_PATHS.value)
     if "benchmark" not in results:  # pretraining
         print(json.dumps(results, indent=1))

@@ -275,7 +275,8 @@ def check_workdir(workdir: pathlib.Path, model_config: decoder.DecoderConfig) ->
             )
     else:
         workdir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(ours, indent=1, sort_keys=True))
+        if jax.process_index() == 0:
+            path.write_text(json.dumps(ours, indent=1, sort_keys=True))
 
 
 def checkpoint_manager(workdir: pathlib.Path, keep: int) -> ocp.CheckpointManager:
@@ -536,7 +537,9 @@ def train(
         writer.flush()
         manager.close()
     summary["step"] = int(state.step)
-    (workdir_path / "summary.json").write_text(json.dumps(summary, indent=1))
+    summary["processes"] = jax.process_count()
+    if jax.process_index() == 0:
+        (workdir_path / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
 

@@ -243,3 +243,53 @@ def test_context_extension_starts_from_the_shorter_runs_parameters(tmp_path):
         _train(
             tmp_path / "other", model=MODEL.replace(num_layers=3), init_from=str(tmp_path / "short")
         )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_compute_the_loss_of_one(tmp_path):
+    """Multi-controller JAX on this machine: 2 processes (CPU collectives over gloo), one
+    device each, data-parallel over both; the same run in one process."""
+    command = [
+        sys.executable, "-m", "codeprop.main",
+        "--gin_file=gin/experiments/pretrain_tiny_synthetic.gin",
+        "--gin_bindings=STEPS = 3", "--gin_bindings=SEQ_LEN = 32",
+        "--gin_bindings=pretrain.train.eval_every = 0",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("XLA_FLAGS", None)
+    single = subprocess.run(
+        [*command, f"--workdir={tmp_path / 'one'}"], env=env, cwd=REPO, capture_output=True
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            [*command, f"--workdir={tmp_path / 'two'}"],
+            env={
+                **env,
+                "CODEPROP_COORDINATOR_ADDRESS": f"localhost:{port}",
+                "CODEPROP_NUM_PROCESSES": "2",
+                "CODEPROP_PROCESS_ID": str(rank),
+            },
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for rank in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+    one = json.loads((tmp_path / "one" / "summary.json").read_text())
+    two = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert (one["processes"], two["processes"]) == (1, 2)
+    assert one["step"] == two["step"] == 3
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
+    assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
