@@ -244,6 +244,36 @@ def quality_model_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def pretrain_demo_main(argv: list[str] | None = None) -> int:
+    """``python -m codeprop.train.demo --workdir DIR``: corpus, tokenizer, pretraining,
+    generation and export of a tiny CodeShell on the default corpus
+    (`codeprop.train.demo.run`)."""
+    from codeprop.train import demo
+
+    parser = argparse.ArgumentParser(
+        prog="python -m codeprop.train.demo",
+        description="Pretrain a tiny CodeShell on the default corpus (about 10 minutes).",
+    )
+    parser.add_argument("--workdir", required=True, help="output directory")
+    defaults = demo.DemoConfig()
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--max_files_per_root", type=int, default=defaults.max_files_per_root)
+    parser.add_argument("--vocab_size", type=int, default=defaults.vocab_size)
+    args = parser.parse_args(argv)
+    logging.set_verbosity(logging.INFO)
+    config = dataclasses.replace(
+        defaults,
+        steps=args.steps,
+        max_files_per_root=args.max_files_per_root,
+        vocab_size=args.vocab_size,
+        eval_every=min(defaults.eval_every, args.steps),
+    )
+    report = demo.run(args.workdir, config)
+    print(demo.markdown(report))
+    print(f"report written to {args.workdir}/report.md")
+    return 0
+
+
 def tokenizer_main(argv: list[str] | None = None) -> int:
     """``python -m codeprop.data.tokenization --corpus DIR/kept.jsonl --out TOKDIR``: train
     the SentencePiece code tokenizer and write its compression table against GPT-2."""

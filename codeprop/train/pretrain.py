@@ -485,6 +485,7 @@ def train(
         )
         batches = data("train", batch_size, seq_len, consumed)
         summary: dict[str, Any] = {"parameters": num_params}
+        history: list[dict] = _read_history(workdir_path)
         last_good = int(state.step)
         window_start, window_tokens = time.perf_counter(), 0.0
         with _Preemption() as preemption:
@@ -514,6 +515,7 @@ def train(
                         scalars["mfu"] = scalars["tokens_per_s"] * fpt / peak_flops
                     writer.write_scalars(step, scalars)
                     summary.update(scalars)
+                    history.append({"step": step, **scalars})
                     window_start, window_tokens = time.perf_counter(), 0.0
                 if eval_every and (step % eval_every == 0 or step == steps):
                     evaluation = evaluate(
@@ -527,6 +529,7 @@ def train(
                     )
                     writer.write_scalars(step, evaluation)
                     summary.update(evaluation)
+                    history.append({"step": step, **evaluation})
                 if step % checkpoint_every == 0 or step == steps or preemption.requested:
                     save(manager, state, consumed)
                     last_good = step
@@ -540,7 +543,37 @@ def train(
     summary["processes"] = jax.process_count()
     if jax.process_index() == 0:
         (workdir_path / "summary.json").write_text(json.dumps(summary, indent=1))
+        (workdir_path / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+        plot_losses(history, workdir_path / "loss_curve.png")
     return summary
+
+
+def _read_history(workdir: pathlib.Path) -> list[dict]:
+    path = workdir / "history.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def plot_losses(history: list[dict], path: pathlib.Path) -> None:
+    """Training loss (and validation loss, where evaluated) against step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    train = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h]
+    if train:
+        ax.plot(*zip(*train), label="training loss")
+    if evals:
+        ax.plot(*zip(*evals), "o-", label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats per token)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def evaluate(eval_fn, params, data, batch_size, seq_len, num_batches, batch_shardings) -> dict:
