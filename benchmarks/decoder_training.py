@@ -12,7 +12,9 @@ and model FLOPs utilisation against a measured numpy sgemm peak.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
+import tempfile
 import time
 
 import jax
@@ -24,6 +26,7 @@ import torch
 import transformers
 
 from codeprop.models import decoder
+from codeprop.train import optimizers, pretrain
 
 
 def flops_per_token(config: decoder.DecoderConfig, params: int, seq_len: int) -> float:
@@ -104,6 +107,24 @@ def hf_steps(config, tokens, steps, lr, attn_implementation):
     return times[1:], losses
 
 
+def pretrain_loop(config, args):
+    """tokens/s of `pretrain.train` itself (data placement, metrics, the jitted step with
+    packed-sequence masks) over the last ``--steps // 2`` steps, on synthetic batches."""
+    with tempfile.TemporaryDirectory() as workdir:
+        summary = pretrain.train(
+            workdir=workdir,
+            model=config,
+            data=functools.partial(pretrain.synthetic_batches, vocab_size=config.vocab_size),
+            steps=args.steps,
+            batch_size=args.batch,
+            seq_len=args.seq_len,
+            optimizer=optimizers.OptimizerConfig(warmup_steps=1, total_steps=args.steps),
+            log_every=args.steps // 2,
+            checkpoint_every=10**9,
+        )
+    return summary["tokens_per_s"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20)
@@ -158,10 +179,15 @@ def main():
 
     for name, (times, losses, _) in runs.items():
         out[name] = summary(times, losses)
+    loop_tps = pretrain_loop(config, args)
+    out["codeprop_pretrain_loop"] = {
+        "tokens_per_s": round(loop_tps, 1),
+        "mfu_vs_sgemm_peak": round(loop_tps * fpt / peak, 3),
+    }
     for impl in ("eager", "sdpa"):
         times, losses = hf_steps(config, tokens, args.steps, 3e-4, impl)
         out[f"transformers_{impl}"] = summary(times, losses)
-        for name in runs:
+        for name in [*runs, "codeprop_pretrain_loop"]:
             out[f"{name}_speedup_vs_transformers_{impl}"] = round(
                 out[name]["tokens_per_s"] / out[f"transformers_{impl}"]["tokens_per_s"], 2
             )

@@ -293,3 +293,39 @@ def test_two_processes_compute_the_loss_of_one(tmp_path):
     assert one["step"] == two["step"] == 3
     assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
     assert two["grad_norm"] == pytest.approx(one["grad_norm"], rel=1e-4)
+
+
+def test_seqio_batches_are_deterministic_and_skip_exactly(tmp_path):
+    from codeprop.data import corpus, tokenization
+
+    from conftest import SMALL_C_PROGRAMS
+
+    (tmp_path / "code.model").write_bytes(
+        tokenization.train_sentencepiece(SMALL_C_PROGRAMS * 40, 400)
+    )
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for i, text in enumerate(SMALL_C_PROGRAMS * 4):
+        (repo / f"p{i}.c").write_text(f"// file {i}\n" + text * (1 + i % 3))
+    corpus.run([str(repo)], tmp_path / "corpus", corpus.CorpusConfig(quality_filter=False))
+    data = functools.partial(
+        pretrain.seqio_batches,
+        corpus_dir=str(tmp_path / "corpus"),
+        vocabulary_file=str(tmp_path / "code.model"),
+        mixture="test_pretrain_corpus",
+    )
+
+    def take(start, n):
+        batches = data("train", 2, 64, start)
+        return [next(batches) for _ in range(n)]
+
+    first = take(0, 6)  # more batches than one pass over the corpus: repeated
+    assert set(first[0]) == set(pretrain.FEATURES)
+    assert first[0]["decoder_input_tokens"].shape == (2, 64)
+    assert (first[0]["decoder_segment_ids"] > 0).any()
+    for a, b in zip(first, take(0, 6)):  # the same seed gives the same batches
+        for name in pretrain.FEATURES:
+            np.testing.assert_array_equal(a[name], b[name])
+    for a, b in zip(first[4:], take(4, 2)):  # resuming at batch 4 skips exactly 4
+        for name in pretrain.FEATURES:
+            np.testing.assert_array_equal(a[name], b[name])
