@@ -42,7 +42,7 @@ from collections.abc import Iterable, Sequence
 import jraph
 import numpy as np
 
-from codeprop.graphs import compiler, llvm_ir
+from codeprop.graphs import compiler, llvm_ir, node_text
 
 INSTRUCTION, VARIABLE, CONSTANT = 0, 1, 2
 CONTROL, DATA, CALL = 0, 1, 2
@@ -68,6 +68,8 @@ class ProgramGraph:
       edge_position: [E] position (operand index, successor index or 0).
       functions: function names, module order.
       module: the module name.
+      external_functions: the functions declared without a body (``@printf``): their
+        names are kept in statement texts (`codeprop.graphs.node_text`).
     """
 
     node_type: np.ndarray
@@ -80,6 +82,7 @@ class ProgramGraph:
     edge_position: np.ndarray
     functions: list[str]
     module: str = ""
+    external_functions: tuple[str, ...] = ()
 
     @property
     def num_nodes(self) -> int:
@@ -89,18 +92,30 @@ class ProgramGraph:
     def num_edges(self) -> int:
         return len(self.edge_flow)
 
-    def to_graphs_tuple(self) -> jraph.GraphsTuple:
+    def statement_texts(self) -> list[str]:
+        """N node texts at statement level: `codeprop.graphs.node_text.normalise` of each
+        full text, with the module's external function names kept."""
+        keep = frozenset(self.external_functions)
+        texts = node_text.normalise_all(self.node_full_text, keep)
+        # The root and undefined-function nodes have no full text: keep their own.
+        return [full or short for full, short in zip(texts, self.node_text, strict=True)]
+
+    def to_graphs_tuple(self, statements: bool = False) -> jraph.GraphsTuple:
         """A single-graph numpy `jraph.GraphsTuple`.
 
         Nodes: ``node_type`` [N] int32 and ``text`` [N] object (strings; turn them into
-        model inputs with `NodeTextVocab.encode`). Edges: ``type`` [E] int32 (the flow)
-        and ``position`` [E] int32.
+        model inputs with `NodeTextVocab.encode`); with `statements`, also ``statement``
+        [N] object (`statement_texts`). Edges: ``type`` [E] int32 (the flow) and
+        ``position`` [E] int32.
         """
+        nodes = {
+            "node_type": self.node_type.astype(np.int32),
+            "text": np.array(self.node_text, dtype=object),
+        }
+        if statements:
+            nodes["statement"] = np.array(self.statement_texts(), dtype=object)
         return jraph.GraphsTuple(
-            nodes={
-                "node_type": self.node_type.astype(np.int32),
-                "text": np.array(self.node_text, dtype=object),
-            },
+            nodes=nodes,
             edges={
                 "type": self.edge_flow.astype(np.int32),
                 "position": self.edge_position.astype(np.int32),
@@ -244,6 +259,7 @@ def build(module: llvm_ir.Module, per_use: bool = True) -> ProgramGraph:
         edge_position=np.array(b.pos, np.int32),
         functions=[f.name for f in module.functions],
         module=module.name,
+        external_functions=tuple(f.name for f in module.functions if f.declaration),
     )
 
 
@@ -382,28 +398,59 @@ def from_ir(text: str, name: str = "", per_use: bool = True, validate: bool = Tr
 
 @dataclasses.dataclass
 class NodeTextVocab:
-    """Node texts seen in training graphs -> ids (0 is out-of-vocabulary)."""
+    """Node texts seen in training graphs -> ids (0 is out-of-vocabulary).
+
+    With ``fields=("statement", "text")`` (`ProgramGraph.to_graphs_tuple` with
+    ``statements=True``) a node's id is that of its statement text when the statement
+    was seen at least `min_count` times in training, else that of its short ProGraML text
+    (opcode or type): rare statements back off to what ProGraML itself would use.
+
+    Attributes:
+      texts: the vocabulary (id = index + 1), texts of every field together.
+      fields: node fields looked up in order.
+    """
 
     texts: list[str]
+    fields: tuple[str, ...] = ("text",)
+    index: dict[str, int] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        self.index = {t: i + 1 for i, t in enumerate(self.texts)}
 
     @classmethod
-    def build(cls, graphs: Iterable[jraph.GraphsTuple], min_count: int = 1) -> NodeTextVocab:
-        counts: collections.Counter = collections.Counter()
+    def build(
+        cls,
+        graphs: Iterable[jraph.GraphsTuple],
+        min_count: int = 1,
+        fields: Sequence[str] = ("text",),
+    ) -> NodeTextVocab:
+        """The texts of `fields[0]` seen `min_count` times or more, and every text of the
+        back-off fields after it."""
+        counts = [collections.Counter() for _ in fields]
         for g in graphs:
-            counts.update(g.nodes["text"].tolist())
-        return cls(sorted(t for t, c in counts.items() if c >= min_count))
+            for counter, field in zip(counts, fields, strict=True):
+                counter.update(g.nodes[field].tolist())
+        texts = {t for t, c in counts[0].items() if c >= min_count}
+        for counter in counts[1:]:
+            texts.update(counter)
+        return cls(sorted(texts), tuple(fields))
 
     def __len__(self) -> int:
         return len(self.texts) + 1
 
-    def ids(self, texts: Sequence[str]) -> np.ndarray:
-        index = {t: i + 1 for i, t in enumerate(self.texts)}
-        return np.array([index.get(t, 0) for t in texts], np.int32)
+    def ids(self, texts: Sequence[str], *backoff: Sequence[str]) -> np.ndarray:
+        """[N] ids of `texts`; where one is unknown, of the same node's `backoff` texts."""
+        index = self.index
+        ids = np.array([index.get(t, 0) for t in texts], np.int32)
+        for other in backoff:
+            missing = np.flatnonzero(ids == 0)
+            ids[missing] = [index.get(other[i], 0) for i in missing.tolist()]
+        return ids
 
     def encode(self, graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
-        """Replaces ``nodes["text"]`` by ``nodes["type"]`` [N] int32 vocabulary ids."""
-        nodes = {k: v for k, v in graph.nodes.items() if k != "text"}
-        nodes["type"] = self.ids(graph.nodes["text"].tolist())
+        """Replaces the text fields of ``nodes`` by ``nodes["type"]`` [N] int32 ids."""
+        nodes = {k: v for k, v in graph.nodes.items() if k not in ("text", "statement")}
+        nodes["type"] = self.ids(*(graph.nodes[f].tolist() for f in self.fields))
         return graph._replace(nodes=nodes)
 
 

@@ -30,6 +30,7 @@ from codeprop.train import metrics
 
 PROTOCOLS = ("kfold", "holdout", "per_class_3_1_1")
 REPRESENTATIONS = ("ast", "programl")
+NODE_TEXTS = ("text", "statement")
 DEFAULT_MAX_NODES = 50_000
 
 
@@ -119,12 +120,16 @@ def build_programl_graphs(
     max_nodes: int = DEFAULT_MAX_NODES,
     cache_dir: str | None = None,
     workers: int | None = None,
+    statements: bool = False,
 ) -> dict:
     """ProGraML graphs of every example; identical inputs share a graph.
 
     devmap uses the IR ProGraML used (``kernels_ir/`` of the NCC zip, one file per row by
     devmap_index.csv's rule); POJ-104 programs are compiled with clang 22 and the fix-ups of
     `codeprop.graphs.compiler.Compiler.compile_poj104` (cached by content).
+
+    With `statements`, the graphs also carry ``nodes["statement"]``
+    (`codeprop.graphs.programl.ProgramGraph.statement_texts`).
 
     Returns:
       ``graphs`` (distinct, numpy GraphsTuples with ``nodes["text"]``), ``graph_of``
@@ -180,7 +185,7 @@ def build_programl_graphs(
             outcomes[f"over {max_nodes} nodes"] += 1
             continue
         index[key] = len(graphs)
-        graphs.append(graph.to_graphs_tuple())
+        graphs.append(graph.to_graphs_tuple(statements))
         outcomes["graph"] += 1
     graph_of = np.array([index.get(k, -1) for k in keys], np.int64)
     nodes = np.array([int(g.n_node[0]) for g in graphs])
@@ -246,6 +251,8 @@ def run_graph_probe(
     source_field: str | None = None,
     per_use: bool = True,
     max_nodes: int = DEFAULT_MAX_NODES,
+    node_texts: str = "text",
+    vocab_min_count: int = 1,
     raw_dir: str | None = None,
     cache_dir: str | None = None,
 ) -> dict:
@@ -269,6 +276,11 @@ def run_graph_probe(
         ``normalized_source``, POJ-104 ``text``).
       per_use: ``programl`` only: a variable node per use (ProGraML) or per value.
       max_nodes: ``programl`` only: graphs above this many nodes are skipped (counted).
+      node_texts: ``programl`` only: what a node's embedding is looked up by: ``text``
+        (ProGraML's: opcode or type) or ``statement`` (the normalised full text,
+        `codeprop.graphs.node_text`, backing off to ``text`` when rare).
+      vocab_min_count: training-fold occurrences a text (a statement, with
+        ``node_texts='statement'``) needs to enter the vocabulary.
       raw_dir: raw-data directory (else $CODEPROP_DATA_DIR, else download).
       cache_dir: compiled-IR cache (see `codeprop.graphs.compiler.Compiler`).
 
@@ -284,6 +296,8 @@ def run_graph_probe(
     wanted = gnn.GCNConfig if representation == "ast" else rgcn.RGCNConfig
     if not isinstance(model, wanted):
         raise ValueError(f"representation {representation!r} takes a {wanted.__name__}")
+    if node_texts not in NODE_TEXTS:
+        raise ValueError(f"unknown node_texts {node_texts!r}; one of {NODE_TEXTS}")
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)
@@ -297,9 +311,13 @@ def run_graph_probe(
         built["inputs"] = [model_inputs(g, model) for g in built["graphs"]]
         built["fast_paths"] = fast_paths(model, built["inputs"])
     else:
-        built = build_programl_graphs(bench, raw_dir, per_use, max_nodes, cache_dir)
+        built = build_programl_graphs(
+            bench, raw_dir, per_use, max_nodes, cache_dir, statements=node_texts == "statement"
+        )
         built["inputs"] = [programl_inputs(g, model) for g in built["graphs"]]
     built["representation"] = representation
+    built["vocab_fields"] = ("statement", "text") if node_texts == "statement" else ("text",)
+    built["vocab_min_count"] = vocab_min_count
     logging.info("graphs: %s", built["report"])
     fold_splits = make_splits(labels, protocol, num_folds, split_seed)[:max_folds]
     writer = metric_writers.create_default_writer(str(workdir / "metrics"), just_logging=False)
@@ -325,6 +343,8 @@ def run_graph_probe(
             "model": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(model).items()},
             "train": vars(train),
             "aux_inputs": aux_inputs,
+            **({"node_texts": node_texts} if representation == "programl" else {}),
+            "vocab_min_count": vocab_min_count,
         },
         "data": {"benchmark": bench.report, "graphs": built["report"]},
         "folds": folds,
@@ -344,13 +364,17 @@ def _run_fold(i, split, bench, built, model, train, aux_inputs, writer) -> tuple
     train_graphs = np.unique(built["graph_of"][split["train"]])
     if built["representation"] == "ast":
         vocab = ast.NodeTypeVocab.build(
-            [built["graphs"][g] for g in train_graphs], built["language"]
+            [built["graphs"][g] for g in train_graphs], built["language"], built["vocab_min_count"]
         )
         table = vocab.table(built["language"])
         graphs = [vocab.encode(g, table) for g in built["inputs"]]
         module = gnn.GCN(model, len(vocab), bench.num_classes, **built["fast_paths"])
     else:
-        vocab = programl.NodeTextVocab.build([built["graphs"][g] for g in train_graphs])
+        vocab = programl.NodeTextVocab.build(
+            [built["graphs"][g] for g in train_graphs],
+            built["vocab_min_count"],
+            built["vocab_fields"],
+        )
         graphs = [vocab.encode(g) for g in built["inputs"]]
         module = rgcn.RGCN(model, len(vocab), bench.num_classes, sorted_receivers=True)
     data = graph_probe.Examples(

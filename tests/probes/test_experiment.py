@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from codeprop.data import benchmarks
-from codeprop.graphs import ast
+from codeprop.graphs import ast, programl
 from codeprop.models import gnn, rgcn
 from codeprop.probes import experiment, graph_probe, report
 
@@ -92,17 +92,21 @@ def test_programl_graphs_count_programs_without_a_graph(tmp_path):
     assert capped["report"]["outcomes"]["over 40 nodes"] >= 1
 
 
+def _programl_probe(tmp_path, benchmark="devmap/amd", epochs=1, **kwargs):
+    return experiment.run_graph_probe(
+        workdir=tmp_path,
+        benchmark=benchmark,
+        model=kwargs.pop("model", rgcn.RGCNConfig(hidden_dim=8, embed_dim=16)),
+        train=graph_probe.TrainConfig(epochs=epochs, learning_rate=0.01),
+        representation="programl",
+        **kwargs,
+    )
+
+
 def test_programl_probe_on_devmap_end_to_end(raw_dir, tfds_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
-    results = experiment.run_graph_probe(
-        workdir=tmp_path,
-        benchmark="devmap/amd",
-        model=rgcn.RGCNConfig(hidden_dim=8, embed_dim=16),
-        train=graph_probe.TrainConfig(epochs=2, learning_rate=0.01),
-        representation="programl",
-        max_folds=1,
-        aux_inputs=True,
-        raw_dir=str(raw_dir),
+    results = _programl_probe(
+        tmp_path, epochs=2, max_folds=1, aux_inputs=True, raw_dir=str(raw_dir)
     )
     assert results["model"] == "R-GCN + aux inputs"
     assert results["data"]["graphs"]["outcomes"] == {"graph": 669}
@@ -114,10 +118,28 @@ def test_programl_probe_on_devmap_end_to_end(raw_dir, tfds_dir, tmp_path, monkey
     assert saved["embeddings"].shape == (680, 16)
     assert int((saved["test_fold"] == 0).sum()) == 68
     with pytest.raises(ValueError, match="takes a RGCNConfig"):
-        experiment.run_graph_probe(
-            workdir=tmp_path,
-            benchmark="devmap/amd",
-            model=gnn.GCNConfig(),
-            train=graph_probe.TrainConfig(epochs=1),
-            representation="programl",
-        )
+        _programl_probe(tmp_path, model=gnn.GCNConfig())
+
+
+def test_programl_probe_with_statement_texts(raw_dir, tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    results = _programl_probe(
+        tmp_path,
+        "devmap/nvidia",
+        max_folds=1,
+        node_texts="statement",
+        vocab_min_count=3,
+        raw_dir=str(raw_dir),
+    )
+    assert results["settings"]["node_texts"] == "statement"
+    # The vocabulary is the training fold's statements seen 3 times or more, plus every
+    # short text they back off to.
+    bench = benchmarks.load("devmap/nvidia", raw_dir=str(raw_dir))
+    built = experiment.build_programl_graphs(bench, str(raw_dir), statements=True)
+    split = experiment.make_splits(np.array(bench.labels), "kfold", 10, 204)[0]
+    train = [built["graphs"][g] for g in np.unique(built["graph_of"][split["train"]])]
+    vocab = programl.NodeTextVocab.build(train, 3, ("statement", "text"))
+    short = {t for g in train for t in g.nodes["text"].tolist()}
+    assert results["folds"][0]["vocab_size"] == len(vocab) > len(short) + 300
+    with pytest.raises(ValueError, match="unknown node_texts"):
+        _programl_probe(tmp_path, node_texts="full")
