@@ -59,6 +59,7 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
         # The paper's sizes: devmap 1 layer 32 -> 64, POJ-104 2 layers 64 -> 64.
         want = (1, 32, 64) if bound["benchmark"].startswith("devmap") else (2, 64, 64)
         assert (model.num_layers, model.hidden_dim, model.embed_dim) == want
+        assert (bound["node_texts"], bound["vocab_min_count"]) == ("statement", 5)
     assert train.epochs > 0
 
 

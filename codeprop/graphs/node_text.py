@@ -88,13 +88,24 @@ _REPLACEMENTS = {
 }
 
 
+# Local names other than named types: replacing each by one name ("%0") leaves `normalise`'s
+# result unchanged and makes instructions that differ only in their locals share a key.
+_LOCAL_NAME = re.compile(r"%(?!(?:struct|class|union)\.)[-a-zA-Z$._0-9]+")
+
+
 def normalise_all(texts: Iterable[str], keep: Container[str] = ()) -> list[str]:
-    """`normalise` over many texts, each distinct text normalised once."""
-    cache: dict[str, str] = {}
+    """`normalise` over many texts (trailing blanks stripped), each distinct text up to
+    its local names normalised once."""
+    by_text: dict[str, str] = {}
+    by_key: dict[str, str] = {}
     out = []
     for text in texts:
-        result = cache.get(text)
+        result = by_text.get(text)
         if result is None:
-            result = cache[text] = normalise(text, keep).rstrip()
+            key = _LOCAL_NAME.sub("%0", text)
+            result = by_key.get(key)
+            if result is None:
+                result = by_key[key] = normalise(key, keep).rstrip()
+            by_text[text] = result
         out.append(result)
     return out

@@ -20,6 +20,9 @@ from codeprop.graphs import batching
 from codeprop.train import steps
 
 
+SELECTIONS = ("accuracy", "accuracy_then_loss")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation settings of a probe.
@@ -33,6 +36,10 @@ class TrainConfig:
       warmup_epochs: warm-up length of the cosine schedule, in epochs.
       weight_decay: AdamW decoupled weight decay.
       seed: parameter initialisation, dropout and shuffling seed.
+      selection: which epoch's parameters are kept: ``'accuracy'`` (the first epoch with
+        the best validation accuracy) or ``'accuracy_then_loss'`` (among the epochs with
+        the best validation accuracy, the one with the lowest validation loss: on small
+        validation parts, such as devmap's 61 rows, many epochs tie on accuracy).
       steps_per_call: most training steps run in one jitted call (`steps.train_steps`;
         fewer when an epoch has fewer batches); an epoch's last call is padded with inactive
         steps. Results do not depend on it beyond floating-point reassociation.
@@ -46,8 +53,11 @@ class TrainConfig:
     weight_decay: float = 0.0
     seed: int = 0
     steps_per_call: int = 16
+    selection: str = "accuracy"
 
     def __post_init__(self):
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}, not {self.selection!r}")
         if self.steps_per_call < 1:
             raise ValueError("steps_per_call must be at least 1")
         if self.schedule not in ("constant", "cosine"):
@@ -285,7 +295,7 @@ def fit(
         params = initial_params(state.params)
         state = state.replace(params=params, opt_state=state.tx.init(params))
     shuffle = np.random.default_rng(config.seed)
-    best = {"accuracy": -1.0, "epoch": 0, "params": state.params}
+    best = {"accuracy": -1.0, "loss": np.inf, "epoch": 0, "params": state.params}
     history = []
     val_labels = data.labels[split["validation"]]
     per_call = None
@@ -304,7 +314,11 @@ def fit(
             val = evaluate(state, batcher, split["validation"])
             record["validation_loss"] = val["loss"]
             record["validation_accuracy"] = float(np.mean(val["logits"].argmax(-1) == val_labels))
-            improved = record["validation_accuracy"] > best["accuracy"]
+            improved = record["validation_accuracy"] > best["accuracy"] or (
+                config.selection == "accuracy_then_loss"
+                and record["validation_accuracy"] == best["accuracy"]
+                and record["validation_loss"] < best["loss"]
+            )
         else:  # Without a validation split the last epoch is kept.
             improved = True
         history.append(record)
@@ -315,6 +329,7 @@ def fit(
         if improved:
             best = {
                 "accuracy": record.get("validation_accuracy", float("nan")),
+                "loss": record.get("validation_loss", float("nan")),
                 "epoch": epoch,
                 "params": state.params,
             }

@@ -93,3 +93,22 @@ def test_statement_vocabulary_backs_off_to_text():
     ]
     np.testing.assert_array_equal(other, expected)
     assert 0 in other.tolist()
+
+
+def test_normalise_all_equals_normalise_per_text():
+    texts = [
+        "%a = add i32 %b, 1",
+        "%x.1 = add i32 %y, 1",
+        '%"q r" = load ptr, ptr %"s t", align 8',
+        "%p = getelementptr %struct.s, ptr %q, i64 0, i32 1",
+        '%v = alloca %"class.std::vector", align 8',
+        "%a = add i32 %b, 1",
+        "i32 %a",
+        "",
+    ]
+    for path in ("small.ll", "legacy.ll"):
+        texts += programl.from_ir((TESTDATA / "ir" / path).read_text()).node_full_text
+    keep = {"@abs"}
+    assert node_text.normalise_all(texts, keep) == [
+        node_text.normalise(t, keep).rstrip() for t in texts
+    ]
