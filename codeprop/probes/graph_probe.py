@@ -19,7 +19,6 @@ from clu import metric_writers
 from codeprop.graphs import batching
 from codeprop.train import steps
 
-
 SELECTIONS = ("accuracy", "accuracy_then_loss")
 
 
