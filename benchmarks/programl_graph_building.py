@@ -4,7 +4,8 @@ Builds the graph of every devmap IR file (``kernels_ir/*.ll`` of the NCC zip, 68
 with `codeprop.graphs.programl.from_ir` — with and without LLVM's own parse first
 (``validate``), and with statement-level node texts — and, when ProGraML's
 ``llvm2graph-10`` binary is given or found, runs it on the same files in the same process
-order (one process per file, as the tool works; its output goes to /dev/null). The issue's target: at most 5 ms per graph per core.
+order (one process per file, as the tool works; its output goes to /dev/null). The issue's
+target: at most 5 ms per graph per core.
 
     CODEPROP_DATA_DIR=../shared/datasets .venv/bin/python benchmarks/programl_graph_building.py \
         [--programl_bin PATH/TO/llvm2graph-10]
