@@ -12,6 +12,11 @@ NOTEBOOKS = sorted((REPO / "colabs").glob("*.ipynb"))
 # What each notebook must print.
 EXPECTED = {
     "devmap_ast_gcn.ipynb": ["680 rows, 280 faster on the GPU", "AST + GCN + aux inputs"],
+    "devmap_programl_rgcn.ipynb": [
+        "<%ID> = call i64 @_Z13get_global_idj(i32 noundef <INT>)",
+        "{'graph': 669}",
+        "PROGRAML + R-GCN + aux inputs",
+    ],
     "decoder_checkpoints.ipynb": [
         "parameters; 4 query heads, 2 KV heads",
         "['config.json', 'model.safetensors']",
