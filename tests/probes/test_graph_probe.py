@@ -74,3 +74,27 @@ def test_batches_share_graphs_between_rows():
 def test_unknown_schedules_are_refused():
     with pytest.raises(ValueError, match="schedule must be"):
         graph_probe.TrainConfig(schedule="step")
+    with pytest.raises(ValueError, match="selection must be"):
+        graph_probe.TrainConfig(selection="loss")
+
+
+def test_selection_breaks_accuracy_ties_by_loss():
+    cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=8)
+    data, vocab_size = _data(cfg)
+    split = {"train": np.arange(6), "validation": np.array([6, 7]), "test": np.arange(8)}
+    model = experiment.make_model(cfg, data.graphs, vocab_size, 2)
+    results = {}
+    for selection in graph_probe.SELECTIONS:
+        config = graph_probe.TrainConfig(
+            epochs=30, batch_size=3, learning_rate=0.01, selection=selection
+        )
+        results[selection] = graph_probe.fit(model, data, split, config)
+    history = results["accuracy"]["history"]
+    best = max(h["validation_accuracy"] for h in history)
+    ties = [h for h in history if h["validation_accuracy"] == best]
+    assert len(ties) > 1  # Two validation rows: accuracy takes three values only.
+    assert results["accuracy"]["best_epoch"] == ties[0]["epoch"]
+    lowest = min(ties, key=lambda h: h["validation_loss"])
+    assert results["accuracy_then_loss"]["best_epoch"] == lowest["epoch"] != ties[0]["epoch"]
+    # The same training run: only the kept epoch differs.
+    assert results["accuracy_then_loss"]["history"] == history
