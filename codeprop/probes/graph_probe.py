@@ -19,7 +19,7 @@ from clu import metric_writers
 from codeprop.graphs import batching
 from codeprop.train import steps
 
-SELECTIONS = ("accuracy", "accuracy_then_loss")
+SELECTIONS = ("accuracy", "accuracy_then_loss", "loss")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +38,8 @@ class TrainConfig:
       selection: which epoch's parameters are kept: ``'accuracy'`` (the first epoch with
         the best validation accuracy) or ``'accuracy_then_loss'`` (among the epochs with
         the best validation accuracy, the one with the lowest validation loss: on small
-        validation parts, such as devmap's 61 rows, many epochs tie on accuracy).
+        validation parts, such as devmap's 61 rows, many epochs tie on accuracy) or
+        ``'loss'`` (the epoch with the lowest validation loss).
       steps_per_call: most training steps run in one jitted call (`steps.train_steps`;
         fewer when an epoch has fewer batches); an epoch's last call is padded with inactive
         steps. Results do not depend on it beyond floating-point reassociation.
@@ -219,6 +220,18 @@ def train_epoch(
     return state, merged
 
 
+def _improves(record: dict, best: dict, selection: str) -> bool:
+    """Whether an epoch's validation `record` beats the `best` one kept so far."""
+    accuracy, loss = record["validation_accuracy"], record["validation_loss"]
+    if selection == "loss":
+        return loss < best["loss"]
+    if accuracy > best["accuracy"]:
+        return True
+    return (
+        selection == "accuracy_then_loss" and accuracy == best["accuracy"] and loss < best["loss"]
+    )
+
+
 def evaluate(state, batcher: GraphBatcher, rows, with_embeddings=False) -> dict:
     """Logits [n, C] of `rows` (in that order), their mean loss, and optionally the graph
     embeddings [n, D] of each row."""
@@ -313,11 +326,7 @@ def fit(
             val = evaluate(state, batcher, split["validation"])
             record["validation_loss"] = val["loss"]
             record["validation_accuracy"] = float(np.mean(val["logits"].argmax(-1) == val_labels))
-            improved = record["validation_accuracy"] > best["accuracy"] or (
-                config.selection == "accuracy_then_loss"
-                and record["validation_accuracy"] == best["accuracy"]
-                and record["validation_loss"] < best["loss"]
-            )
+            improved = _improves(record, best, config.selection)
         else:  # Without a validation split the last epoch is kept.
             improved = True
         history.append(record)

@@ -75,7 +75,7 @@ def test_unknown_schedules_are_refused():
     with pytest.raises(ValueError, match="schedule must be"):
         graph_probe.TrainConfig(schedule="step")
     with pytest.raises(ValueError, match="selection must be"):
-        graph_probe.TrainConfig(selection="loss")
+        graph_probe.TrainConfig(selection="f1")
 
 
 def test_selection_breaks_accuracy_ties_by_loss():
@@ -96,5 +96,7 @@ def test_selection_breaks_accuracy_ties_by_loss():
     assert results["accuracy"]["best_epoch"] == ties[0]["epoch"]
     lowest = min(ties, key=lambda h: h["validation_loss"])
     assert results["accuracy_then_loss"]["best_epoch"] == lowest["epoch"] != ties[0]["epoch"]
+    lowest_overall = min(history, key=lambda h: h["validation_loss"])
+    assert results["loss"]["best_epoch"] == lowest_overall["epoch"]
     # The same training run: only the kept epoch differs.
-    assert results["accuracy_then_loss"]["history"] == history
+    assert results["accuracy_then_loss"]["history"] == results["loss"]["history"] == history
