@@ -22,7 +22,9 @@ an instruction's result, which reproduces ProGraML exactly; ``per_use=False`` gi
 variable node per value, shared by its uses. Function arguments are one variable each.
 
 Node texts normalise pointer types to ``ptr`` (see `codeprop.graphs.llvm_ir`), so graphs of
-typed-pointer IR (devmap's NCC IR) and of clang 22's IR share a vocabulary.
+typed-pointer IR (devmap's NCC IR) and of clang 22's IR share a vocabulary. Each node also
+keeps its full text, from which `ProgramGraph.statement_texts` derives statement-level texts
+(`codeprop.graphs.node_text`) for richer node features.
 
 Command line: ``python -m codeprop.graphs.programl INPUT... --out DIR`` writes
 ``DIR/<input name>.json`` in ProGraML's node-link JSON layout for each C, C++, OpenCL or
