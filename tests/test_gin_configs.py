@@ -60,6 +60,9 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
         want = (1, 32, 64) if bound["benchmark"].startswith("devmap") else (2, 64, 64)
         assert (model.num_layers, model.hidden_dim, model.embed_dim) == want
         assert (bound["node_texts"], bound["vocab_min_count"]) == ("statement", 5)
+        # devmap's 61 validation rows per fold: selection by validation loss.
+        want = "loss" if bound["benchmark"].startswith("devmap") else "accuracy"
+        assert train.selection == want
     assert train.epochs > 0
 
 
