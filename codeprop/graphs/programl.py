@@ -398,6 +398,10 @@ def from_ir(text: str, name: str = "", per_use: bool = True, validate: bool = Tr
     return build(module, per_use)
 
 
+# Node fields of strings (`ProgramGraph.to_graphs_tuple`); `NodeTextVocab.encode` removes them.
+TEXT_FIELDS = ("text", "statement")
+
+
 @dataclasses.dataclass
 class NodeTextVocab:
     """Node texts seen in training graphs -> ids (0 is out-of-vocabulary).
@@ -451,7 +455,7 @@ class NodeTextVocab:
 
     def encode(self, graph: jraph.GraphsTuple) -> jraph.GraphsTuple:
         """Replaces the text fields of ``nodes`` by ``nodes["type"]`` [N] int32 ids."""
-        nodes = {k: v for k, v in graph.nodes.items() if k not in ("text", "statement")}
+        nodes = {k: v for k, v in graph.nodes.items() if k not in TEXT_FIELDS}
         nodes["type"] = self.ids(*(graph.nodes[f].tolist() for f in self.fields))
         return graph._replace(nodes=nodes)
 
