@@ -63,6 +63,9 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
         # devmap's 61 validation rows per fold: selection by validation loss.
         want = "loss" if bound["benchmark"].startswith("devmap") else "accuracy"
         assert train.selection == want
+        if bound["benchmark"] == "poj104":  # RESULTS.md's 96.7% recipe
+            assert (train.epochs, train.schedule, train.warmup_epochs) == (60, "cosine", 1)
+            assert model.dropout_rate == 0.2
     assert train.epochs > 0
 
 
