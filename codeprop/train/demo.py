@@ -40,6 +40,9 @@ class DemoConfig:
     eval_every: int = 250
     prompt: str = "def "
     max_new_tokens: int = 48
+    # Sampled, not greedy: greedy decoding of a model this small repeats one token.
+    temperature: float = 0.8
+    top_p: float = 0.95
 
 
 def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
@@ -99,7 +102,10 @@ def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
     step, params = pretrain.load_params(root / "run")
     prompt = tokenizer.encode(config.prompt)
     sampling = generation.SamplingConfig(
-        max_new_tokens=config.max_new_tokens, eos_id=tokenizer.eos_id
+        max_new_tokens=config.max_new_tokens,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        eos_id=tokenizer.eos_id,
     )
     completion = generation.generate(model, params, [prompt], sampling)
     text = tokenizer.decode([t for t in completion.tokens[0] if t != tokenizer.eos_id])
@@ -120,7 +126,12 @@ def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
             "tokens_per_s": summary.get("tokens_per_s"),
         },
         "checkpoint_step": step,
-        "generation": {"prompt": config.prompt, "completion": text},
+        "generation": {
+            "prompt": config.prompt,
+            "temperature": config.temperature,
+            "top_p": config.top_p,
+            "completion": text,
+        },
         "hf_checkpoint": str(root / "hf"),
         "seconds": {k: round(v, 1) for k, v in seconds.items()},
     }
@@ -144,7 +155,9 @@ def markdown(report: dict) -> str:
         f"{t['validation_perplexity']:.1f}",
         f"- seconds: {report['seconds']}",
         "",
-        f"Generation from the checkpoint, prompt `{report['generation']['prompt']}`:",
+        f"Generation from the checkpoint, prompt `{report['generation']['prompt']}`, "
+        f"temperature {report['generation']['temperature']}, top-p "
+        f"{report['generation']['top_p']} (seed 0):",
         "",
         "```",
         report["generation"]["prompt"] + report["generation"]["completion"],

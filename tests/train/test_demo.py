@@ -21,6 +21,7 @@ def test_demo_runs_every_stage_and_its_checkpoint_loads(tmp_path):
     assert training["steps"] == 6 and report["checkpoint_step"] == 6
     assert np.isfinite(training["last_loss"]) and training["validation_perplexity"] > 1
     assert report["generation"]["prompt"] == "def " and report["generation"]["completion"]
+    assert (report["generation"]["temperature"], report["generation"]["top_p"]) == (0.8, 0.95)
     for name in ("report.md", "report.json", "run/loss_curve.png", "run/summary.json"):
         assert (tmp_path / name).is_file(), name
     assert json.loads((tmp_path / "report.json").read_text())["checkpoint_step"] == 6
