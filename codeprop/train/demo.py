@@ -43,6 +43,7 @@ class DemoConfig:
     # Sampled, not greedy: greedy decoding of a model this small repeats one token.
     temperature: float = 0.8
     top_p: float = 0.95
+    seed: int = 0
 
 
 def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
@@ -107,7 +108,7 @@ def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
         top_p=config.top_p,
         eos_id=tokenizer.eos_id,
     )
-    completion = generation.generate(model, params, [prompt], sampling)
+    completion = generation.generate(model, params, [prompt], sampling, seed=config.seed)
     text = tokenizer.decode([t for t in completion.tokens[0] if t != tokenizer.eos_id])
     hf.save(model, params, root / "hf", family="codeshell")
     history = [json.loads(line) for line in (root / "run" / "history.jsonl").open()]
@@ -130,6 +131,7 @@ def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
             "prompt": config.prompt,
             "temperature": config.temperature,
             "top_p": config.top_p,
+            "seed": config.seed,
             "completion": text,
         },
         "hf_checkpoint": str(root / "hf"),
@@ -141,7 +143,7 @@ def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
 
 
 def markdown(report: dict) -> str:
-    t = report["training"]
+    t, g = report["training"], report["generation"]
     lines = [
         "# Pretraining demo",
         "",
@@ -155,12 +157,11 @@ def markdown(report: dict) -> str:
         f"{t['validation_perplexity']:.1f}",
         f"- seconds: {report['seconds']}",
         "",
-        f"Generation from the checkpoint, prompt `{report['generation']['prompt']}`, "
-        f"temperature {report['generation']['temperature']}, top-p "
-        f"{report['generation']['top_p']} (seed 0):",
+        f"Generation from the checkpoint, prompt `{g['prompt']}`, temperature "
+        f"{g['temperature']}, top-p {g['top_p']}, seed {g['seed']}:",
         "",
         "```",
-        report["generation"]["prompt"] + report["generation"]["completion"],
+        g["prompt"] + g["completion"],
         "```",
         "",
         "![loss curve](run/loss_curve.png)",
