@@ -117,7 +117,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.INFO)
-    from codeprop.train import distributed
+    from codeprop.train import distributed, host_memory
+
+    host_memory.keep_freed_memory()  # Before JAX starts its threads; see the module.
 
     distributed.initialize(COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value)
     results = run(GIN_FILES.value, BINDINGS.value, WORKDIR.value, GIN_SEARCH_PATHS.value)
@@ -248,8 +250,9 @@ def pretrain_demo_main(argv: list[str] | None = None) -> int:
     """``python -m codeprop.train.demo --workdir DIR``: corpus, tokenizer, pretraining,
     generation and export of a tiny CodeShell on the default corpus
     (`codeprop.train.demo.run`)."""
-    from codeprop.train import demo
+    from codeprop.train import demo, host_memory
 
+    host_memory.keep_freed_memory()
     parser = argparse.ArgumentParser(
         prog="python -m codeprop.train.demo",
         description="Pretrain a tiny CodeShell on the default corpus (about 10 minutes).",

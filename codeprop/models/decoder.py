@@ -84,13 +84,17 @@ class DecoderConfig:
       param_dtype: parameter dtype (keep ``'float32'`` master weights).
       remat: rematerialisation per block: ``'none'``, ``'full'`` (save nothing) or
         ``'dots'`` (save matmul outputs).
-      attention_impl: ``'einsum'`` (reference), ``'xla'`` or ``'cudnn'`` (flash attention
-        on NVIDIA GPUs) — see `codeprop.models.attention.attention`.
+      attention_impl: ``'blockwise'`` (causal query blocks with a hand-written gradient;
+        the fastest on CPUs, and the default), ``'einsum'`` (the reference, differentiated
+        by autodiff), ``'xla'`` or ``'cudnn'`` (flash attention on NVIDIA GPUs) — see
+        `codeprop.models.attention.attention`. Decoding with a KV cache uses ``'einsum'``
+        in place of ``'blockwise'``.
       attention_query_chunk: self-attention over the sequence (no KV cache) runs in query
         blocks of this many rows that skip the keys above the diagonal (same result;
         faster on CPUs); None attends with all T queries at once.
-      loss_chunk: tokens per chunk of `Decoder.loss` (its largest temporary is
-        [loss_chunk, V] float32 logits).
+      loss_chunk: tokens per chunk of `Decoder.loss` (its largest temporaries are
+        [loss_chunk, V] float32 logits and their gradient: 32 MB each at V = 8192, 287 MB
+        at CodeShell's 70,144).
     """
 
     vocab_size: int
@@ -118,9 +122,9 @@ class DecoderConfig:
     dtype: str = "float32"
     param_dtype: str = "float32"
     remat: str = "none"
-    attention_impl: str = "einsum"
+    attention_impl: str = "blockwise"
     attention_query_chunk: int | None = 64
-    loss_chunk: int = 256
+    loss_chunk: int = 1024
 
     def __post_init__(self):
         def check(ok, message):

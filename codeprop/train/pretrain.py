@@ -44,7 +44,7 @@ from flax import struct
 
 import gin
 from codeprop.models import decoder
-from codeprop.train import optimizers, partitioning
+from codeprop.train import host_memory, optimizers, partitioning
 
 FEATURES = (
     "decoder_input_tokens",
@@ -439,6 +439,7 @@ def train(
       NonFiniteLossError: the loss became NaN/inf (the last checkpoint is the last good one).
       ValueError: the workdir holds a run of another architecture.
     """
+    host_memory.keep_freed_memory()  # Fully effective only before JAX's first computation.
     workdir_path = pathlib.Path(workdir)
     check_workdir(workdir_path, model)
     if batch_size % accumulation:

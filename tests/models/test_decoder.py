@@ -161,6 +161,26 @@ def test_rope_scaling_frequencies():
     np.testing.assert_allclose(long, new_base ** -(np.arange(0, 8, 2) / 8), rtol=1e-5)
 
 
+def test_rope_gradient_equals_autodiff_of_the_rotate_half_formula():
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal((2, 7, 3, 8), dtype=np.float32))
+    sin, cos = rope.sin_cos(
+        jnp.asarray(rng.integers(0, 50, (2, 7))), rope.inverse_frequencies(8, 1e4)
+    )
+
+    def reference(x, sin, cos):  # Frozen: x * cos + [-x2, x1] * sin, autodiff's gradient.
+        rotated = jnp.concatenate([-x[..., 4:], x[..., :4]], axis=-1)
+        return x * cos[:, :, None] + rotated * sin[:, :, None]
+
+    g = jnp.asarray(rng.standard_normal(x.shape, dtype=np.float32))
+    out, vjp = jax.vjp(rope.apply_rope, x, sin, cos)
+    want_out, want_vjp = jax.vjp(reference, x, sin, cos)
+    np.testing.assert_allclose(out, want_out, rtol=1e-6, atol=1e-6)
+    for got, want in zip(vjp(g), want_vjp(g), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert float(jnp.max(jnp.abs(vjp(g)[0]))) > 0.1
+
+
 def test_bad_configs_are_refused():
     with pytest.raises(ValueError, match="multiple of num_kv_heads"):
         BASE.replace(num_kv_heads=3)
