@@ -29,12 +29,6 @@ from codeprop.models import decoder
 from codeprop.train import host_memory, optimizers, pretrain
 
 
-def flops_per_token(config: decoder.DecoderConfig, params: int, seq_len: int) -> float:
-    """Training FLOPs per token: 6 per parameter plus attention scores and values (fwd+bwd)."""
-    attention = 12 * config.num_layers * config.num_heads * config.resolved_head_dim * seq_len / 2
-    return 6 * params + attention
-
-
 def sgemm_peak(sizes=(1024, 2048), repeats: int = 10) -> float:
     """The machine's float32 matmul peak: the fastest of numpy's sgemm and XLA's dot on
     square products (XLA's kernels beat numpy's on this machine, so numpy alone gave an
@@ -175,10 +169,11 @@ def main():
     tokens = rng.integers(0, args.vocab, size=(4, args.batch, args.seq_len + 1)).astype(np.int32)
     tokens_per_step = args.batch * args.seq_len
     peak = sgemm_peak()
+    # The defaults: blockwise attention (hand-written gradient), fused loss in chunks of
+    # 1,024 tokens (`Decoder.loss`).
+    default_run, params = codeprop_runner(config, tokens, 3e-4)
     runners = {
-        # The defaults: blockwise attention (hand-written gradient), fused loss in
-        # chunks of 1,024 tokens (`Decoder.loss`).
-        "codeprop": codeprop_runner(config, tokens, 3e-4)[0],
+        "codeprop": default_run,
         "codeprop_einsum_attention": codeprop_runner(
             config.replace(attention_impl="einsum"), tokens, 3e-4
         )[0],
@@ -199,9 +194,8 @@ def main():
         "transformers_eager": hf_runner(config, tokens, 3e-4, "eager"),
         "transformers_sdpa": hf_runner(config, tokens, 3e-4, "sdpa"),
     }
-    params = decoder.num_params(decoder.init_params(config, jax.random.key(0)))
-    # Before torch has run: afterwards its idle thread pool slows the loop's steps by
-    # about 15% (the interleaved rows below share that equally).
+    # Before any torch step; it still runs about 15% slower here than in a process without
+    # torch (BENCHMARKS.md), as the interleaved rows below do alike.
     loop_tps = pretrain_loop(config, args)
     runs = interleaved(runners, args.steps)
     out = {
@@ -219,7 +213,7 @@ def main():
         "host_memory_kept": kept,
         "sgemm_peak_gflops": round(peak / 1e9, 1),
     }
-    fpt = flops_per_token(config, params, args.seq_len)
+    fpt = pretrain.flops_per_token(config, params, args.seq_len)
 
     def summary(times, losses):
         tps = tokens_per_step / statistics.median(times)
