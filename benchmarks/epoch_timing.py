@@ -15,8 +15,7 @@ import torch_geometric
 from torch_geometric.loader import DataLoader
 
 from codeprop.graphs import batching
-from codeprop.probes import graph_probe
-from codeprop.train import steps
+from codeprop.train import batchers, classifier, steps
 
 
 def time_pyg(model, data, batch_size, epochs, lr):
@@ -36,24 +35,24 @@ def time_pyg(model, data, batch_size, epochs, lr):
 
 
 def time_codeprop(model, graphs, labels, batch_size, epochs, lr, seed, steps_per_call):
-    """Seconds per epoch of `graph_probe.train_epoch` (as `graph_probe.fit` trains), the
+    """Seconds per epoch of `classifier.train_epoch` (as `classifier.fit` trains), the
     parameter count and the batch budget."""
-    data = graph_probe.Examples.one_graph_per_row(graphs, labels)
+    data = batchers.Examples.one_input_per_row(graphs, labels)
     budget = batching.estimate_budget(graphs, batch_size)
-    num_rows = graph_probe.row_budget(data, budget)
-    batcher = graph_probe.GraphBatcher(data, budget, num_rows)
+    num_rows = batchers.row_budget(data, budget)
+    batcher = batchers.GraphBatcher(data, budget, num_rows)
     train = np.arange(len(graphs))
-    first, _ = next(graph_probe.batches(data, train[:1], budget, num_rows))
+    first, _ = next(batchers.batches(data, train[:1], budget, num_rows))
     state = steps.create_train_state(model, first, seed, steps.adamw(lr))
     shuffle = np.random.default_rng(seed)
-    # As `graph_probe.fit` does: a fixed number of steps per call, from the first epoch.
+    # As `classifier.fit` does: a fixed number of steps per call, from the first epoch.
     order = shuffle.permutation(train)
-    per_call = min(steps_per_call, graph_probe.num_batches(data, order, budget) + 1)
+    per_call = min(steps_per_call, batchers.num_batches(data, order, budget) + 1)
     times = []
     for epoch in range(epochs + 1):
         start = time.perf_counter()
         order = order if epoch == 0 else shuffle.permutation(train)
-        state, _ = graph_probe.train_epoch(state, batcher, order, per_call)
+        state, _ = classifier.train_epoch(state, batcher, order, per_call)
         jax.block_until_ready(state.params)
         times.append(time.perf_counter() - start)
     return times, sum(x.size for x in jax.tree.leaves(state.params)), budget

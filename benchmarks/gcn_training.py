@@ -27,7 +27,8 @@ from torch_geometric.nn import GCNConv, global_mean_pool
 from codeprop.data import benchmarks
 from codeprop.graphs import ast, transforms
 from codeprop.models import gnn
-from codeprop.probes import experiment, graph_probe
+from codeprop.probes import graph_probe
+from codeprop.train import classifier
 
 
 class PygGCN(torch.nn.Module):
@@ -69,7 +70,7 @@ def main():
     parser.add_argument(
         "--steps_per_call",
         type=int,
-        default=graph_probe.TrainConfig.steps_per_call,
+        default=classifier.TrainConfig.steps_per_call,
         help="codeprop training steps per jitted call (1: one call per step)",
     )
     parser.add_argument("--json", default=None, help="also write the figures here")
@@ -82,13 +83,13 @@ def main():
         bench = benchmarks.Benchmark(
             bench.name, [examples[i] for i in np.sort(idx)], bench.num_classes, {}
         )
-    built = experiment.build_ast_graphs(bench)
+    built = graph_probe.build_ast_graphs(bench)
     cfg = gnn.GCNConfig(hidden_dim=args.hidden, embed_dim=args.embed)
     vocab = ast.NodeTypeVocab.build(built["graphs"], built["language"])
     table = vocab.table(built["language"])
     # One graph per example row (no sharing), as PyG's loader sees them.
     graphs = [
-        experiment.model_inputs(vocab.encode(built["graphs"][g], table), cfg)
+        graph_probe.model_inputs(vocab.encode(built["graphs"][g], table), cfg)
         for g in built["graph_of"]
     ]
     # PyG gets the same graphs with both edge directions (its GCNConv propagates along
@@ -98,7 +99,7 @@ def main():
         for g in built["graph_of"]
     ]
     labels = bench.labels
-    model = experiment.make_model(cfg, graphs, len(vocab), bench.num_classes)
+    model = graph_probe.make_model(cfg, graphs, len(vocab), bench.num_classes)
     jax_times, jax_params, budget = epoch_timing.time_codeprop(
         model, graphs, labels, args.batch_size, args.epochs, 1e-3, 0, args.steps_per_call
     )

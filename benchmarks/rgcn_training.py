@@ -26,7 +26,8 @@ from torch_geometric.nn import RGCNConv, global_mean_pool
 from codeprop.data import benchmarks
 from codeprop.graphs import programl
 from codeprop.models import rgcn
-from codeprop.probes import experiment, graph_probe
+from codeprop.probes import graph_probe
+from codeprop.train import classifier
 
 
 class PygRGCN(torch.nn.Module):
@@ -57,17 +58,15 @@ def main():
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--embed", type=int, default=64)
     parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument(
-        "--steps_per_call", type=int, default=graph_probe.TrainConfig.steps_per_call
-    )
+    parser.add_argument("--steps_per_call", type=int, default=classifier.TrainConfig.steps_per_call)
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
 
     bench = benchmarks.load(args.benchmark)
-    built = experiment.build_programl_graphs(bench)
+    built = graph_probe.build_programl_graphs(bench)
     cfg = rgcn.RGCNConfig(hidden_dim=args.hidden, embed_dim=args.embed, num_layers=args.layers)
     vocab = programl.NodeTextVocab.build(built["graphs"])
-    inputs = [vocab.encode(experiment.programl_inputs(g, cfg)) for g in built["graphs"]]
+    inputs = [vocab.encode(graph_probe.programl_inputs(g, cfg)) for g in built["graphs"]]
     graphs = [inputs[g] for g in built["graph_of"]]  # One graph per row, as PyG sees them.
     labels = bench.labels
     model = rgcn.RGCN(cfg, len(vocab), bench.num_classes, sorted_receivers=True)

@@ -1,25 +1,27 @@
-r"""codeprop's command lines.
+r"""codeprop's command lines: flag parsing and dispatch only.
 
-Run a gin-configured experiment:
+Run a gin-configured experiment (probes, pretraining):
 
     python -m codeprop.main --gin_file=gin/experiments/devmap_amd_ast_gcn.gin \
         --workdir=workdir/devmap_amd --gin_bindings="EPOCHS=5"
 
-Export ProGraML graphs (`programl_main`, reached as ``python -m codeprop.graphs.programl``):
+Run a tool, ``python -m codeprop.main TOOL ARGS`` (``TOOL --help`` lists its flags):
 
-    python -m codeprop.graphs.programl kernel.cl program.cpp module.ll --out graphs/
-
-Filter and deduplicate a pretraining corpus (`corpus_main`, reached as
-``python -m codeprop.data.corpus``):
-
-    python -m codeprop.data.corpus --source default --source repo/ --out corpus/
+    programl       ProGraML graphs of C/C++/OpenCL/.ll files   (codeprop.graphs.programl.export)
+    corpus         the corpus pipeline; also python -m codeprop.corpus
+                                                    (codeprop.corpus.pipeline.run)
+    tokenizer      train the code tokenizer      (codeprop.tokens.tokenization.train_code_tokenizer)
+    quality_model  train the learned quality scorer  (codeprop.corpus.quality_model.train)
+    pretrain_demo  corpus -> tokenizer -> pretraining -> generation -> export, small
+                                                    (codeprop.recipes.pretraining_demo.run)
 
 The experiment's entry point is the one configurable function the gin files bind:
-`codeprop.probes.experiment.run_graph_probe` (AST/ProGraML graphs + GNN),
-`codeprop.probes.llm_experiment.run_llm_probe` (a decoder LM + classification head) or
-`codeprop.train.pretrain.train` (sharded LM pretraining; gin/runs/pretrain.gin).
-The full config is written to ``<workdir>/config.gin`` before the run and the operative config to
-``<workdir>/operative_config.gin`` after it.
+`codeprop.probes.graph_probe.run_graph_probe` (AST/ProGraML graphs + GNN),
+`codeprop.probes.llm_probe.run_llm_probe` (a decoder LM + classification head) or
+`codeprop.train.pretrain.train` (sharded LM pretraining; gin/runs/pretrain.gin). The full
+config is written to ``<workdir>/config.gin`` before the run and the operative config to
+``<workdir>/operative_config.gin`` after it. Progress lines go to stdout; absl's INFO log
+is off unless ``--verbosity=0``.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ import dataclasses
 import json
 import os
 import pathlib
+import sys
+import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Keep TensorFlow's start-up noise out.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 import gin  # noqa: E402
 
@@ -47,6 +51,28 @@ PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process'
 GIN_SEARCH_PATHS = flags.DEFINE_multi_string(
     "gin_search_paths", ["."], "Directories where gin 'include' paths are looked up."
 )
+
+
+def import_tensorflow_quietly() -> None:
+    """Imports TensorFlow (under tfds, seqio and clu) with file descriptor 2 sent to a
+    temporary file: its C++ start-up notices (oneDNN, CUDA drivers, absl::InitializeLog)
+    ignore TF_CPP_MIN_LOG_LEVEL. They are shown if the import fails."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def unset_required(fn) -> list[str]:
@@ -68,8 +94,8 @@ def unset_required(fn) -> list[str]:
 
 def entry_point():
     """The function the parsed gin config binds: exactly one of
-    `experiment.run_graph_probe`, `llm_experiment.run_llm_probe` and `pretrain.train`."""
-    from codeprop.probes import experiment, llm_experiment  # Imported here: they load JAX.
+    `graph_probe.run_graph_probe`, `llm_probe.run_llm_probe` and `pretrain.train`."""
+    from codeprop.probes import graph_probe, llm_probe  # Imported here: they load JAX.
     from codeprop.train import pretrain
 
     def bound(fn) -> bool:
@@ -78,7 +104,7 @@ def entry_point():
         except (ValueError, KeyError):  # Not registered: no gin file mentions it.
             return False
 
-    candidates = (experiment.run_graph_probe, llm_experiment.run_llm_probe, pretrain.train)
+    candidates = (graph_probe.run_graph_probe, llm_probe.run_llm_probe, pretrain.train)
     entries = [fn for fn in candidates if bound(fn)]
     if len(entries) != 1:
         names = [fn.__name__ for fn in entries] or ["none"]
@@ -115,8 +141,8 @@ def main(argv):
     from codeprop.probes import report
 
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.INFO)
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}; tools: {', '.join(TOOLS)}")
+    import_tensorflow_quietly()
     from codeprop.train import distributed, host_memory
 
     host_memory.keep_freed_memory()  # Before JAX starts its threads; see the module.
@@ -132,13 +158,13 @@ def main(argv):
 
 
 def programl_main(argv: list[str] | None = None) -> int:
-    """``python -m codeprop.graphs.programl INPUT... --out DIR``: ProGraML node-link JSON
-    for each C/C++/OpenCL/.ll input (`codeprop.graphs.programl.export`). Returns 0 when
-    every input gave a graph, else 1 (the failures are printed and in DIR/report.json)."""
+    """``programl INPUT... --out DIR``: ProGraML node-link JSON for each C/C++/OpenCL/.ll
+    input (`codeprop.graphs.programl.export`). Returns 0 when every input gave a graph,
+    else 1 (the failures are printed and in DIR/report.json)."""
     from codeprop.graphs import programl
 
     parser = argparse.ArgumentParser(
-        prog="python -m codeprop.graphs.programl",
+        prog="python -m codeprop.main programl",
         description="Write DIR/<input stem>.json, a ProGraML graph, for each input.",
     )
     parser.add_argument("inputs", nargs="+", help=".c, .cc/.cpp/.cxx, .cl or .ll files")
@@ -160,23 +186,17 @@ def programl_main(argv: list[str] | None = None) -> int:
         workers=args.jobs,
         cache_dir=args.cache_dir,
     )
-    for o in outcomes:
-        if o["ok"]:
-            print(f"{o['input']}: {o['nodes']} nodes, {o['edges']} edges -> {o['output']}")
-        else:
-            print(f"{o['input']}: FAILED: {o['reason']}")
-    failed = sum(not o["ok"] for o in outcomes)
-    print(f"{len(outcomes) - failed} of {len(outcomes)} graphs written to {args.out}")
-    return 1 if failed else 0
+    print("\n".join(programl.export_lines(outcomes, args.out)))
+    return 1 if any(not o["ok"] for o in outcomes) else 0
 
 
 def corpus_main(argv: list[str] | None = None) -> int:
-    """``python -m codeprop.data.corpus --source PATH [--source PATH ...] --out DIR``: the
-    corpus pipeline's filtering and dedup stages (`codeprop.data.corpus.run`)."""
-    from codeprop.data import corpus, dedup, filters, quality
+    """``corpus --source PATH [--source PATH ...] --out DIR`` (also ``python -m
+    codeprop.corpus``): the corpus pipeline (`codeprop.corpus.pipeline.run`)."""
+    from codeprop.corpus import dedup, filters, pipeline, quality
 
     parser = argparse.ArgumentParser(
-        prog="python -m codeprop.data.corpus",
+        prog="python -m codeprop.corpus",
         description="Filter and deduplicate code into DIR/kept.jsonl, dropped.jsonl, report.json",
     )
     parser.add_argument(
@@ -201,12 +221,12 @@ def corpus_main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     learned = perplexity = None
     if args.quality_model:
-        learned = corpus.LearnedQualityConfig(args.quality_model, args.quality_model_threshold)
+        learned = pipeline.LearnedQualityConfig(args.quality_model, args.quality_model_threshold)
     if args.perplexity_checkpoint:
-        perplexity = corpus.perplexity_lib.PerplexityConfig(
+        perplexity = pipeline.perplexity_lib.PerplexityConfig(
             args.perplexity_checkpoint, args.perplexity_tokenizer, args.perplexity_percentile
         )
-    config = corpus.CorpusConfig(
+    config = pipeline.CorpusConfig(
         filters=filters.FilterConfig(max_line_length=args.max_line_length),
         dedup=dedup.DedupConfig(threshold=args.near_dup_threshold),
         quality=quality.QualityConfig(threshold=args.quality_threshold),
@@ -217,19 +237,19 @@ def corpus_main(argv: list[str] | None = None) -> int:
         learned_quality=learned,
         perplexity=perplexity,
     )
-    report = corpus.run(args.source, args.out, config)
-    print("\n".join(corpus.summary_lines(report)))
+    report = pipeline.run(args.source, args.out, config)
+    print("\n".join(pipeline.summary_lines(report)))
     print(f"written to {args.out}/kept.jsonl, dropped.jsonl and report.json")
     return 0
 
 
 def quality_model_main(argv: list[str] | None = None) -> int:
-    """``python -m codeprop.data.quality_model --annotations FILE.jsonl --out DIR``: train the
-    learned quality scorer on ``{"code", "score"}`` lines (see `quality_model.RUBRIC`)."""
-    from codeprop.data import quality_model
+    """``quality_model --annotations FILE.jsonl --out DIR``: train the learned quality
+    scorer on ``{"code", "score"}`` lines (see `codeprop.corpus.quality_model.RUBRIC`)."""
+    from codeprop.corpus import quality_model
 
     parser = argparse.ArgumentParser(
-        prog="python -m codeprop.data.quality_model",
+        prog="python -m codeprop.main quality_model",
         description="Train the learned quality scorer on 0-5 annotations.",
     )
     parser.add_argument("--annotations", required=True, help='JSONL of {"code", "score"}')
@@ -247,14 +267,15 @@ def quality_model_main(argv: list[str] | None = None) -> int:
 
 
 def pretrain_demo_main(argv: list[str] | None = None) -> int:
-    """``python -m codeprop.train.demo --workdir DIR``: corpus, tokenizer, pretraining,
-    generation and export of a tiny CodeShell on the default corpus
-    (`codeprop.train.demo.run`)."""
-    from codeprop.train import demo, host_memory
+    """``pretrain_demo --workdir DIR``: corpus, tokenizer, pretraining, generation and
+    export of a tiny CodeShell on the default corpus
+    (`codeprop.recipes.pretraining_demo.run`)."""
+    from codeprop.recipes import pretraining_demo as demo
+    from codeprop.train import host_memory
 
     host_memory.keep_freed_memory()
     parser = argparse.ArgumentParser(
-        prog="python -m codeprop.train.demo",
+        prog="python -m codeprop.main pretrain_demo",
         description="Pretrain a tiny CodeShell on the default corpus (about 10 minutes).",
     )
     parser.add_argument("--workdir", required=True, help="output directory")
@@ -263,7 +284,7 @@ def pretrain_demo_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_files_per_root", type=int, default=defaults.max_files_per_root)
     parser.add_argument("--vocab_size", type=int, default=defaults.vocab_size)
     args = parser.parse_args(argv)
-    logging.set_verbosity(logging.INFO)
+    import_tensorflow_quietly()
     config = dataclasses.replace(
         defaults,
         steps=args.steps,
@@ -278,14 +299,13 @@ def pretrain_demo_main(argv: list[str] | None = None) -> int:
 
 
 def tokenizer_main(argv: list[str] | None = None) -> int:
-    """``python -m codeprop.data.tokenization --corpus DIR/kept.jsonl --out TOKDIR``: train
-    the SentencePiece code tokenizer and write its compression table against GPT-2."""
-    import json
-
-    from codeprop.data import tokenization
+    """``tokenizer --corpus DIR/kept.jsonl --out TOKDIR``: train the SentencePiece code
+    tokenizer and write its compression table against GPT-2
+    (`codeprop.tokens.tokenization.train_code_tokenizer`)."""
+    from codeprop.tokens import tokenization
 
     parser = argparse.ArgumentParser(
-        prog="python -m codeprop.data.tokenization",
+        prog="python -m codeprop.main tokenizer",
         description="Train the code tokenizer: TOKDIR/code.model and compression.json.",
     )
     parser.add_argument("--corpus", required=True, help="kept.jsonl of the corpus pipeline")
@@ -293,27 +313,32 @@ def tokenizer_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vocab_size", type=int, default=16000)
     parser.add_argument("--holdout_every", type=int, default=10, help="every k-th doc is held out")
     args = parser.parse_args(argv)
-    documents = list(tokenization.read_kept(args.corpus))
-    train = [text for i, (_, text) in enumerate(documents) if i % args.holdout_every]
-    held_out = [doc for i, doc in enumerate(documents) if i % args.holdout_every == 0]
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "code.model").write_bytes(tokenization.train_sentencepiece(train, args.vocab_size))
-    ours = tokenization.SentencePieceTokenizer(out / "code.model")
-    table = tokenization.compression_table(
-        held_out, {"codeprop": ours, "gpt2": tokenization.gpt2()}
+    report = tokenization.train_code_tokenizer(
+        args.corpus, args.out, args.vocab_size, args.holdout_every
     )
-    report = {"corpus": args.corpus, "vocab_size": ours.vocab_size, "train_documents": len(train),
-              "held_out_documents": len(held_out), "chars_per_token": table}  # fmt: skip
-    (out / "compression.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"{'language':14s} {'docs':>6s} {'codeprop':>9s} {'gpt2':>9s}  (characters per token)")
-    for row in table:
-        print(
-            f"{row['language']:14s} {row['documents']:6d} {row['codeprop']:9.2f} {row['gpt2']:9.2f}"
-        )
-    print(f"written to {out}/code.model and compression.json")
+    print("\n".join(tokenization.compression_lines(report)))
+    print(f"written to {args.out}/code.model and compression.json")
     return 0
 
 
+TOOLS = {
+    "programl": programl_main,
+    "corpus": corpus_main,
+    "tokenizer": tokenizer_main,
+    "quality_model": quality_model_main,
+    "pretrain_demo": pretrain_demo_main,
+}
+
+
+def cli(argv: list[str] | None = None) -> int | None:
+    """``python -m codeprop.main``: a tool when the first argument names one (`TOOLS`),
+    else the gin experiment runner (absl flags)."""
+    argv = sys.argv if argv is None else argv
+    if len(argv) > 1 and argv[1] in TOOLS:
+        return TOOLS[argv[1]](argv[2:])
+    app.run(main, argv)
+    return None
+
+
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(cli())

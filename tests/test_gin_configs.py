@@ -4,8 +4,8 @@ import pytest
 
 import gin
 from codeprop.models import decoder, gnn, rgcn
-from codeprop.probes import experiment, graph_probe, llm_experiment
-from codeprop.train import pretrain
+from codeprop.probes import llm_probe, protocol
+from codeprop.train import classifier, pretrain
 
 from conftest import REPO
 
@@ -41,14 +41,14 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
         assert isinstance(config, decoder.DecoderConfig) and config.num_kv_heads < config.num_heads
         assert bound["steps"] > 0 and bound["seq_len"] > 0 and callable(bound["data"])
         return
-    if entry is llm_experiment.run_llm_probe:
+    if entry is llm_probe.run_llm_probe:
         config = gin.get_configurable(decoder.DecoderConfig)()
         assert (config.vocab_size, config.num_heads, config.num_kv_heads) == (263, 4, 2)
         assert bound["tokenizer"] == "bytes" and bound["pooling"] == "last"
     assert bound["benchmark"] in ("devmap/amd", "devmap/nvidia", "poj104")
-    assert bound["protocol"] in experiment.PROTOCOLS
-    train = gin.get_configurable(graph_probe.TrainConfig)()
-    if entry is llm_experiment.run_llm_probe:
+    assert bound["protocol"] in protocol.PROTOCOLS
+    train = gin.get_configurable(classifier.TrainConfig)()
+    if entry is llm_probe.run_llm_probe:
         pass
     elif bound["representation"] == "ast":
         model = gin.get_configurable(gnn.GCNConfig)()
@@ -73,7 +73,7 @@ def test_paper_sizes():
     gin.parse_config_files_and_bindings([str(REPO / "gin/experiments/devmap_amd_ast_gcn.gin")], [])
     model = gin.get_configurable(gnn.GCNConfig)()
     assert (model.hidden_dim, model.embed_dim) == (32, 36)
-    assert gin.get_configurable(graph_probe.TrainConfig)().epochs == 60
+    assert gin.get_configurable(classifier.TrainConfig)().epochs == 60
     gin.clear_config()
     gin.parse_config_files_and_bindings([str(REPO / "gin/experiments/poj104_ast_gcn.gin")], [])
     model = gin.get_configurable(gnn.GCNConfig)()

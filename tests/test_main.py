@@ -21,7 +21,7 @@ def test_cli_smoke_run(raw_dir, tfds_dir, tmp_path):
             "--gin_file=gin/experiments/devmap_amd_ast_gcn_aux.gin",
             f"--workdir={workdir}",
             "--gin_bindings=EPOCHS = 2",
-            "--gin_bindings=experiment.run_graph_probe.max_folds = 1",
+            "--gin_bindings=graph_probe.run_graph_probe.max_folds = 1",
         ],
         cwd=REPO,
         env=env,

@@ -1,2 +1,9 @@
-"""Benchmark data: raw files (`raw`), readers (`devmap`, `poj104`), tfds builders
-(`builders`), the one-call loader (`benchmarks.load`) and deterministic splits (`splits`)."""
+"""Benchmark datasets, the bottom layer (numpy and tfds only).
+
+- `raw`: where raw files come from: a local directory (``CODEPROP_DATA_DIR``) or a
+  download from the canonical source, checked by sha256.
+- `devmap`, `poj104`: readers of the raw files, with clear errors naming the file.
+- `builders`: tfds builders of both benchmarks.
+- `benchmarks`: `benchmarks.load(name)`, the one call that prepares and loads one.
+- `splits`: deterministic stratified k-fold and hold-out splits.
+"""

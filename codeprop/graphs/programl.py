@@ -26,7 +26,7 @@ typed-pointer IR (devmap's NCC IR) and of clang 22's IR share a vocabulary. Each
 keeps its full text, from which `ProgramGraph.statement_texts` derives statement-level texts
 (`codeprop.graphs.node_text`) for richer node features.
 
-Command line: ``python -m codeprop.graphs.programl INPUT... --out DIR`` writes
+Command line: ``python -m codeprop.main programl INPUT... --out DIR`` writes
 ``DIR/<input name>.json`` in ProGraML's node-link JSON layout for each C, C++, OpenCL or
 ``.ll`` input.
 """
@@ -538,7 +538,14 @@ def export(
     return outcomes
 
 
-if __name__ == "__main__":
-    from codeprop import main
-
-    raise SystemExit(main.programl_main())
+def export_lines(outcomes: list[dict], out: str | os.PathLike) -> list[str]:
+    """`export`'s outcomes as terminal lines: one per input, then the count written."""
+    lines = []
+    for o in outcomes:
+        if o["ok"]:
+            lines.append(f"{o['input']}: {o['nodes']} nodes, {o['edges']} edges -> {o['output']}")
+        else:
+            lines.append(f"{o['input']}: FAILED: {o['reason']}")
+    failed = sum(not o["ok"] for o in outcomes)
+    lines.append(f"{len(outcomes) - failed} of {len(outcomes)} graphs written to {out}")
+    return lines

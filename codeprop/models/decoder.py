@@ -8,9 +8,9 @@ DeepSeek-Coder (RMSNorm, SwiGLU, no biases, RoPE scaling).
 Letters: B batch, T query length, S key length (cache size), D embed_dim, N num_heads,
 K num_kv_heads, H head_dim, F mlp_dim, V vocab_size, L num_layers.
 
-Parameters carry logical axis names (`AXES`); activations are constrained at block
-boundaries to ``ACTIVATION_AXES``. Without logical-axis rules in scope both are no-ops, so
-the same module runs on one CPU and on a sharded mesh.
+Parameters carry logical axis names (`codeprop.models.axes`); activations are
+constrained at block boundaries to ``axes.RESIDUAL``. Without logical-axis rules in scope
+both are no-ops, so the same module runs on one CPU and on a sharded mesh.
 
 Usage::
 
@@ -31,11 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from codeprop.models import attention as attention_lib
-from codeprop.models import losses, rope
+from codeprop.models import axes, losses, rope
 
-# Logical axis names of parameters and activations.
-AXES = ("vocab", "embed", "mlp", "q_heads", "kv_heads", "kv", "norm", "position")
-ACTIVATION_AXES = ("activation_batch", "activation_length", "activation_embed")
 POSITION_EMBEDDINGS = ("rope", "learned")
 NORMS = ("layernorm", "rmsnorm")
 ACTIVATIONS = {
@@ -212,7 +209,7 @@ def _zeros(axes: tuple[str, ...]):
 
 def _norm(config: DecoderConfig, name: str) -> nn.Module:
     """LayerNorm (scale, bias) or RMSNorm (scale) over the last axis, statistics in float32."""
-    ones = nn.with_logical_partitioning(nn.initializers.ones_init(), ("norm",))
+    ones = nn.with_logical_partitioning(nn.initializers.ones_init(), (axes.NORM,))
     common = dict(
         epsilon=config.norm_eps,
         dtype=config.dtype,
@@ -222,7 +219,7 @@ def _norm(config: DecoderConfig, name: str) -> nn.Module:
     )
     if config.norm == "rmsnorm":
         return nn.RMSNorm(**common)
-    return nn.LayerNorm(**common, bias_init=_zeros(("norm",)), use_fast_variance=False)
+    return nn.LayerNorm(**common, bias_init=_zeros((axes.NORM,)), use_fast_variance=False)
 
 
 def _write_cache(cache: jnp.ndarray, new: jnp.ndarray, start: jnp.ndarray) -> jnp.ndarray:
@@ -291,20 +288,20 @@ class Attention(nn.Module):
         )
         q = dense(
             (c.num_heads, h),
-            kernel_init=_init(c, ("embed", "q_heads", "kv")),
-            bias_init=_zeros(("q_heads", "kv")),
+            kernel_init=_init(c, (axes.EMBED, axes.Q_HEADS, axes.KV)),
+            bias_init=_zeros((axes.Q_HEADS, axes.KV)),
             name="query",
         )(x)  # [B, T, N, H]
         k = dense(
             (c.num_kv_heads, h),
-            kernel_init=_init(c, ("embed", "kv_heads", "kv")),
-            bias_init=_zeros(("kv_heads", "kv")),
+            kernel_init=_init(c, (axes.EMBED, axes.KV_HEADS, axes.KV)),
+            bias_init=_zeros((axes.KV_HEADS, axes.KV)),
             name="key",
         )(x)  # [B, T, K, H]
         v = dense(
             (c.num_kv_heads, h),
-            kernel_init=_init(c, ("embed", "kv_heads", "kv")),
-            bias_init=_zeros(("kv_heads", "kv")),
+            kernel_init=_init(c, (axes.EMBED, axes.KV_HEADS, axes.KV)),
+            bias_init=_zeros((axes.KV_HEADS, axes.KV)),
             name="value",
         )(x)  # [B, T, K, H]
         if sin is not None:
@@ -326,8 +323,8 @@ class Attention(nn.Module):
         out = dense(
             (c.embed_dim,),
             contract=2,
-            kernel_init=_init(c, ("q_heads", "kv", "embed"), (2 * c.num_layers) ** -0.5),
-            bias_init=_zeros(("embed",)),
+            kernel_init=_init(c, (axes.Q_HEADS, axes.KV, axes.EMBED), (2 * c.num_layers) ** -0.5),
+            bias_init=_zeros((axes.EMBED,)),
             name="out",
         )(out)  # [B, T, D]
         return out, cache
@@ -346,10 +343,10 @@ class MLP(nn.Module):
             use_bias=c.mlp_bias,
             dtype=c.dtype,
             param_dtype=c.param_dtype,
-            bias_init=_zeros(("mlp",)),
+            bias_init=_zeros((axes.MLP,)),
         )
         act = ACTIVATIONS[c.activation]
-        into = _init(c, ("embed", "mlp"))
+        into = _init(c, (axes.EMBED, axes.MLP))
         if c.gated_mlp:
             hidden = act(dense(c.mlp_dim, kernel_init=into, name="gate")(x))
             hidden = hidden * dense(c.mlp_dim, kernel_init=into, name="up")(x)  # [B, T, F]
@@ -357,16 +354,14 @@ class MLP(nn.Module):
         else:
             hidden = act(dense(c.mlp_dim, kernel_init=into, name="fc")(x))  # [B, T, F]
             name = "proj"
-        hidden = nn.with_logical_constraint(
-            hidden, ("activation_batch", "activation_length", "activation_mlp")
-        )
+        hidden = nn.with_logical_constraint(hidden, axes.MLP_HIDDEN)
         return nn.Dense(
             c.embed_dim,
             use_bias=c.mlp_bias,
             dtype=c.dtype,
             param_dtype=c.param_dtype,
-            kernel_init=_init(c, ("mlp", "embed"), (2 * c.num_layers) ** -0.5),
-            bias_init=_zeros(("embed",)),
+            kernel_init=_init(c, (axes.MLP, axes.EMBED), (2 * c.num_layers) ** -0.5),
+            bias_init=_zeros((axes.EMBED,)),
             name=name,
         )(hidden)  # [B, T, D]
 
@@ -384,7 +379,7 @@ class Block(nn.Module):
         )
         x = x + attended
         x = x + MLP(self.config, name="mlp")(_norm(self.config, "pre_mlp_norm")(x))
-        return nn.with_logical_constraint(x, ACTIVATION_AXES), cache
+        return nn.with_logical_constraint(x, axes.RESIDUAL), cache
 
 
 class Decoder(nn.Module):
@@ -399,7 +394,7 @@ class Decoder(nn.Module):
             c.embed_dim,
             dtype=c.dtype,
             param_dtype=c.param_dtype,
-            embedding_init=_init(c, ("vocab", "embed")),
+            embedding_init=_init(c, (axes.VOCAB, axes.EMBED)),
         )
         if c.position_embedding == "learned":
             self.position_embedder = nn.Embed(
@@ -407,7 +402,7 @@ class Decoder(nn.Module):
                 c.embed_dim,
                 dtype=c.dtype,
                 param_dtype=c.param_dtype,
-                embedding_init=_init(c, ("position", "embed")),
+                embedding_init=_init(c, (axes.POSITION, axes.EMBED)),
             )
         block = Block
         if c.remat != "none":
@@ -420,7 +415,7 @@ class Decoder(nn.Module):
                 use_bias=False,
                 dtype=c.dtype,
                 param_dtype=c.param_dtype,
-                kernel_init=_init(c, ("embed", "vocab")),
+                kernel_init=_init(c, (axes.EMBED, axes.VOCAB)),
             )
 
     def __call__(self, tokens, *, positions=None, segment_ids=None):
@@ -515,7 +510,7 @@ class Decoder(nn.Module):
                 jnp.max(positions) + 1,
             )
             sin, cos = rope.sin_cos(positions, inv_freq)  # [B, T, H]
-        x = nn.with_logical_constraint(x, ACTIVATION_AXES)
+        x = nn.with_logical_constraint(x, axes.RESIDUAL)
         new_caches = []
         for i, block in enumerate(self.blocks):
             x, layer_cache = block(x, sin, cos, mask, None if caches is None else caches[i], start)

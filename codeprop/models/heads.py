@@ -21,8 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from codeprop.models import axes, gnn
 from codeprop.models import decoder as decoder_lib
-from codeprop.models import gnn
 
 POOLINGS = ("last", "mean")
 
@@ -68,7 +68,7 @@ class DecoderClassifier(nn.Module):
             self.num_classes,
             use_bias=False,
             kernel_init=nn.with_logical_partitioning(
-                nn.initializers.normal(self.config.initializer_range), ("embed", "classes")
+                nn.initializers.normal(self.config.initializer_range), (axes.EMBED, axes.CLASSES)
             ),
         )
         self.dropout = nn.Dropout(self.dropout_rate)

@@ -1,353 +1,325 @@
-"""Train and evaluate a graph classifier on one split: the jitted probe loop.
+"""Graph probes: benchmark -> AST or ProGraML graphs -> GCN or R-GCN, under the protocol.
 
-`fit` trains on ``split["train"]`` for a number of epochs, evaluates on
-``split["validation"]`` after each, keeps the parameters of the best validation accuracy
-(earliest on ties) and returns that model's test predictions and embeddings.
+`run_graph_probe` is the entry point that gin configures (``gin/runs/graph_probe.gin``,
+``gin/experiments/*_ast_gcn.gin``, ``*_programl_rgcn.gin``) and that notebooks call
+directly. It builds each distinct source's graph once (`build_ast_graphs`,
+`build_programl_graphs`), then per fold the node vocabulary of the training graphs and the
+GNN; splits, training, metrics and the result files are `codeprop.probes.protocol`'s.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-from collections.abc import Sequence
+import os
+import time
 
-import flax.linen as nn
-import jax
-import jraph
 import numpy as np
-from clu import metric_writers
+from absl import logging
 
-from codeprop.graphs import batching
-from codeprop.train import steps
+from codeprop.data import benchmarks, devmap
+from codeprop.graphs import ast, compiler, llvm_ir, programl, transforms
+from codeprop.models import gnn, rgcn
+from codeprop.probes import protocol as protocol_lib
+from codeprop.train import batchers, classifier
 
-SELECTIONS = ("accuracy", "accuracy_then_loss", "loss")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings of a probe.
-
-    Attributes:
-      epochs: passes over the training split.
-      batch_size: most graphs per batch (batches are filled up to a fixed node budget).
-      learning_rate: AdamW (peak) learning rate.
-      schedule: ``'constant'`` or ``'cosine'`` (decay to zero over all epochs, after
-        `warmup_epochs` of linear warm-up); see `steps.learning_rate_schedule`.
-      warmup_epochs: warm-up length of the cosine schedule, in epochs.
-      weight_decay: AdamW decoupled weight decay.
-      seed: parameter initialisation, dropout and shuffling seed.
-      selection: which epoch's parameters are kept: ``'accuracy'`` (the first epoch with
-        the best validation accuracy) or ``'accuracy_then_loss'`` (among the epochs with
-        the best validation accuracy, the one with the lowest validation loss: on small
-        validation parts, such as devmap's 61 rows, many epochs tie on accuracy) or
-        ``'loss'`` (the epoch with the lowest validation loss).
-      steps_per_call: most training steps run in one jitted call (`steps.train_steps`;
-        fewer when an epoch has fewer batches); an epoch's last call is padded with inactive
-        steps. Results do not depend on it beyond floating-point reassociation.
-    """
-
-    epochs: int = 60
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    schedule: str = "constant"
-    warmup_epochs: int = 0
-    weight_decay: float = 0.0
-    seed: int = 0
-    steps_per_call: int = 16
-    selection: str = "accuracy"
-
-    def __post_init__(self):
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"selection must be one of {SELECTIONS}, not {self.selection!r}")
-        if self.steps_per_call < 1:
-            raise ValueError("steps_per_call must be at least 1")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be 'constant' or 'cosine', not {self.schedule!r}")
+REPRESENTATIONS = ("ast", "programl")
+NODE_TEXTS = ("text", "statement")
+DEFAULT_MAX_NODES = 50_000
 
 
-@dataclasses.dataclass(frozen=True)
-class Examples:
-    """Example rows over (possibly shared) graphs.
-
-    Attributes:
-      graphs: the distinct graphs (with ``nodes["type"]`` model inputs).
-      graph_of: [num rows] index into `graphs` of each row; rows with the same source
-        (devmap: one kernel on several input sizes) share a graph, embedded once a batch.
-        -1 marks a row without a graph (e.g. a program that did not compile): such rows
-        must not be in any split.
-      labels: [num rows] class of each row.
-      aux: [num rows, A] auxiliary inputs, or None.
-    """
-
-    graphs: Sequence[jraph.GraphsTuple]
-    graph_of: np.ndarray
-    labels: np.ndarray
-    aux: np.ndarray | None = None
-
-    @classmethod
-    def one_graph_per_row(cls, graphs, labels, aux=None) -> Examples:
-        return cls(list(graphs), np.arange(len(graphs)), np.asarray(labels, np.int32), aux)
-
-
-def row_budget(data: Examples, budget: batching.Budget) -> int:
-    """Rows per batch: every real graph slot times the most rows sharing one graph."""
-    most = int(np.bincount(data.graph_of[data.graph_of >= 0]).max())
-    return (budget.n_graph - 1) * most
-
-
-def graph_order(data: Examples, rows: np.ndarray) -> dict[int, list[int]]:
-    """Rows grouped by graph, graphs in order of first appearance."""
-    groups: dict[int, list[int]] = {}
-    for r in rows:
-        groups.setdefault(int(data.graph_of[r]), []).append(int(r))
-    return groups
-
-
-def num_batches(data: Examples, rows: np.ndarray, budget: batching.Budget) -> int:
-    """How many batches `batches` makes of `rows`."""
-    return len(batching.plan(data.graphs, budget, list(graph_order(data, rows))))
-
-
-def batches(data: Examples, rows: np.ndarray, budget: batching.Budget, num_rows: int):
-    """Padded batches of `rows`: their graphs packed once each, in first-appearance order.
-
-    Yields:
-      (batch, batch_rows): the batch dict (``inputs``, ``rows`` [R], ``labels`` [R],
-      ``mask`` [R], ``aux`` [R, A]) and the example indices of its real rows, in order.
-    """
-    groups = graph_order(data, rows)
-    for graph, slots in batching.pack(data.graphs, budget, list(groups)):
-        # Padding rows read the padding graph, the last slot.
-        batch, batch_rows = row_fields(data, groups, slots, num_rows, budget.n_graph - 1)
-        yield {"inputs": graph, **batch}, batch_rows
-
-
-def row_fields(data: Examples, groups: dict, slots: list[int], num_rows: int, pad_slot: int):
-    """The row part of a batch whose input slots hold the graphs (or sequences) `slots`.
+def build_ast_graphs(bench: benchmarks.Benchmark, source_field: str | None = None) -> dict:
+    """AST graphs of every example; identical sources are parsed once and share a graph.
 
     Returns:
-      (``rows`` [R] slot of each row, ``labels`` [R], ``mask`` [R] and ``aux`` [R, A] when
-      the data has it; the example indices of the real rows, in order). Padding rows read
-      ``pad_slot``.
+      ``graphs`` (the distinct graphs), ``graph_of`` [num examples] (each example's graph),
+      ``language`` and a report: examples, distinct sources, sources with parse errors,
+      ERROR/MISSING nodes, node counts and build time.
     """
-    batch_rows = np.concatenate([groups[g] for g in slots]).astype(np.int64)
-    n = len(batch_rows)
-    batch = {
-        "rows": np.full(num_rows, pad_slot, np.int32),
-        "labels": np.zeros(num_rows, np.int32),
-        "mask": np.zeros(num_rows, bool),
+    language = "opencl" if bench.platform else "cpp"
+    index: dict[str, int] = {}
+    graphs, graph_of = [], []
+    start = time.perf_counter()
+    for ex in bench.examples:
+        text = protocol_lib.source_of(bench, ex, source_field)
+        if text not in index:
+            index[text] = len(graphs)
+            graphs.append(ast.ast_graph(text, language))
+        graph_of.append(index[text])
+    seconds = time.perf_counter() - start
+    errors = np.array([int(g.globals["parse_errors"][0]) for g in graphs])
+    nodes = np.array([int(g.n_node[0]) for g in graphs])
+    return {
+        "graphs": graphs,
+        "graph_of": np.asarray(graph_of, np.int64),
+        "language": language,
+        "report": {
+            "examples": len(graph_of),
+            "distinct_sources": len(graphs),
+            "sources_with_parse_errors": int((errors > 0).sum()),
+            "error_or_missing_nodes": int(errors.sum()),
+            "nodes_mean": round(float(nodes.mean()), 1),
+            "nodes_max": int(nodes.max()),
+            "build_seconds": round(seconds, 3),
+        },
     }
-    batch["rows"][:n] = np.repeat(np.arange(len(slots)), [len(groups[g]) for g in slots])
-    batch["labels"][:n] = data.labels[batch_rows]
-    batch["mask"][:n] = True
-    if data.aux is not None:
-        batch["aux"] = np.zeros((num_rows, data.aux.shape[1]), np.float32)
-        batch["aux"][:n] = data.aux[batch_rows]
-    return batch, batch_rows
 
 
-@dataclasses.dataclass(frozen=True)
-class GraphBatcher:
-    """Padded graph batches of example rows with a fixed budget (one compiled shape).
-
-    The probe loop (`fit`, `train_epoch`, `evaluate`) takes any object with these two
-    methods; `codeprop.probes.sequences.SequenceBatcher` is the token-sequence one.
-    """
-
-    data: Examples
-    budget: batching.Budget
-    num_rows: int
-
-    @classmethod
-    def for_split(cls, data: Examples, split: dict[str, np.ndarray], batch_size: int):
-        """A budget from the training graphs that also holds every evaluation graph."""
-        train = np.unique(data.graph_of[split["train"]])
-        others = np.unique(data.graph_of[np.concatenate([split["validation"], split["test"]])])
-        budget = batching.estimate_budget(
-            [data.graphs[g] for g in train],
-            batch_size,
-            also_fit=[data.graphs[g] for g in others],
-        )
-        return cls(data, budget, row_budget(data, budget))
-
-    def batches(self, rows: np.ndarray):
-        """(batch, example indices of its real rows) for `rows`, in order; see `batches`."""
-        return batches(self.data, rows, self.budget, self.num_rows)
-
-    def num_batches(self, rows: np.ndarray) -> int:
-        return num_batches(self.data, rows, self.budget)
-
-    def describe(self) -> dict:
-        return dataclasses.asdict(self.budget) | {"n_row": self.num_rows}
+def uses_tree(model: gnn.GCNConfig) -> bool:
+    """Whether the GCN sees exactly the AST's tree (CHILD + PARENT edges): it then runs on
+    parent pointers (`codeprop.models.gnn.tree_conv`), the same result for less work."""
+    return set(model.edge_types) == {ast.CHILD, ast.PARENT}
 
 
-def _stack(items: list[dict], size: int) -> tuple[dict, np.ndarray]:
-    """Stacks batches along a new axis, padded to `size` with inactive copies of the last.
-
-    Returns:
-      (stacked batches, [size] bool active flags).
-    """
-    active = np.arange(size) < len(items)
-    items = items + [items[-1]] * (size - len(items))
-    return jax.tree.map(lambda *leaves: np.stack(leaves), *items), active
-
-
-def train_epoch(
-    state: steps.TrainState,
-    batcher: GraphBatcher,
-    rows: np.ndarray,
-    steps_per_call: int = 16,
-) -> tuple[steps.TrainState, steps.ClassificationMetrics]:
-    """One pass over `rows` in their order, `steps_per_call` steps per jitted call.
-
-    Returns:
-      The new state and the merged training metrics of the pass.
-    """
-    merged = None
-    pending: list[dict] = []
-
-    def flush(state, merged):
-        stacked, active = _stack(pending, steps_per_call)
-        state, m = steps.train_steps(state, stacked, active)
-        pending.clear()
-        return state, m if merged is None else merged.merge(m)
-
-    for batch, _ in batcher.batches(rows):
-        pending.append(batch)
-        if len(pending) == steps_per_call:
-            state, merged = flush(state, merged)
-    if pending:
-        state, merged = flush(state, merged)
-    return state, merged
+def model_inputs(graph, model: gnn.GCNConfig):
+    """An AST graph as the GCN consumes it: only the edges it uses (the CHILD edges alone
+    in tree mode), sorted by receiver, with precomputed GCN norms. Independent of the
+    node-type vocabulary: `NodeTypeVocab.encode` can come before or after."""
+    graph = transforms.sort_edges_by_receiver(graph)
+    if uses_tree(model):
+        return gnn.add_tree_gcn_norm(graph, ast.CHILD)
+    return gnn.add_gcn_norm(transforms.keep_edge_types(graph, model.edge_types), model.edge_types)
 
 
-def _improves(record: dict, best: dict, selection: str) -> bool:
-    """Whether an epoch's validation `record` beats the `best` one kept so far."""
-    accuracy, loss = record["validation_accuracy"], record["validation_loss"]
-    if selection == "loss":
-        return loss < best["loss"]
-    if accuracy > best["accuracy"]:
-        return True
-    return (
-        selection == "accuracy_then_loss" and accuracy == best["accuracy"] and loss < best["loss"]
-    )
+def fast_paths(model: gnn.GCNConfig, graphs) -> dict[str, bool]:
+    """The `gnn.GCN` flags that `model_inputs` graphs allow: the fastest correct path."""
+    tree = uses_tree(model)
+    symmetric = not tree and all(is_symmetric(g) for g in graphs)
+    return {"sorted_receivers": True, "symmetric": symmetric, "tree": tree}
 
 
-def evaluate(state, batcher: GraphBatcher, rows, with_embeddings=False) -> dict:
-    """Logits [n, C] of `rows` (in that order), their mean loss, and optionally the graph
-    embeddings [n, D] of each row."""
-    rows = np.asarray(rows)
-    logits, embeddings, order, merged = [], [], [], None
-    for batch, batch_rows in batcher.batches(rows):
-        batch_logits, m = steps.eval_step(state, batch)
-        n = len(batch_rows)
-        logits.append(np.asarray(batch_logits)[:n])
-        order.append(batch_rows)
-        merged = m if merged is None else merged.merge(m)
-        if with_embeddings:
-            graph_embeddings = np.asarray(steps.embed_step(state, batch))
-            embeddings.append(graph_embeddings[batch["rows"][:n]])
-    if not order:
-        return {"logits": np.zeros((0, 0)), "embeddings": np.zeros((0, 0)), "loss": float("nan")}
-    # Batches group rows by graph: put them back in the order asked for.
-    position = {int(r): i for i, r in enumerate(np.concatenate(order))}
-    back = np.array([position[int(r)] for r in rows])
-    out = {"logits": np.concatenate(logits)[back], "loss": float(merged.compute()["loss"])}
-    if with_embeddings:
-        out["embeddings"] = np.concatenate(embeddings)[back]
-    return out
+def make_model(model: gnn.GCNConfig, graphs, vocab_size: int, num_classes: int) -> gnn.GCN:
+    """The GCN for `model_inputs` graphs, with the fastest path their structure allows."""
+    return gnn.GCN(model, vocab_size, num_classes, **fast_paths(model, graphs))
 
 
-def fit(
-    model: nn.Module,
-    data: Examples,
-    split: dict[str, np.ndarray],
-    config: TrainConfig,
-    writer: metric_writers.MetricWriter | None = None,
-    step_offset: int = 0,
-    batcher=None,
-    initial_params=None,
+def is_symmetric(graph) -> bool:
+    """Whether every edge (with its norm) has a reverse twin: an undirected graph."""
+    norm = graph.edges.get("norm", np.ones(len(graph.senders)))
+    forward = sorted(zip(graph.senders.tolist(), graph.receivers.tolist(), norm.tolist()))
+    backward = sorted(zip(graph.receivers.tolist(), graph.senders.tolist(), norm.tolist()))
+    return forward == backward
+
+
+def build_programl_graphs(
+    bench: benchmarks.Benchmark,
+    raw_dir: str | None = None,
+    per_use: bool = True,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    cache_dir: str | None = None,
+    workers: int | None = None,
+    statements: bool = False,
 ) -> dict:
-    """Trains `model` on one split with best-validation model selection.
+    """ProGraML graphs of every example; identical inputs share a graph.
+
+    devmap uses the IR ProGraML used (``kernels_ir/`` of the NCC zip, one file per row by
+    devmap_index.csv's rule); POJ-104 programs are compiled with clang 22 and the fix-ups of
+    `codeprop.graphs.compiler.Compiler.compile_poj104` (cached by content).
+
+    With `statements`, the graphs also carry ``nodes["statement"]``
+    (`codeprop.graphs.programl.ProgramGraph.statement_texts`).
+
+    Returns:
+      ``graphs`` (distinct, numpy GraphsTuples with ``nodes["text"]``), ``graph_of``
+      [num examples] (-1 for an example without a graph) and a report: how many inputs
+      compiled (and by which fix-up), every failure counted by reason (compile error,
+      timeout, memory limit, IR rejected, empty module, over `max_nodes`), and up to 20
+      named examples per reason with their first error lines.
+    """
+    outcomes: collections.Counter = collections.Counter()
+    attempts: collections.Counter = collections.Counter()
+    failures: dict[str, dict[str, str]] = collections.defaultdict(dict)  # reason -> examples.
+    start = time.perf_counter()
+    if bench.platform:
+        keys = [ex["ir_file"] for ex in bench.examples]
+        names = {k: k for k in keys}
+        distinct = list(dict.fromkeys(keys))
+        texts = devmap.read_ir(distinct, raw_dir)
+        compile_seconds = 0.0
+    else:
+        keys = [ex["text"] for ex in bench.examples]
+        names = {}
+        for ex in bench.examples:
+            names.setdefault(ex["text"], f"program {ex['id']}")
+        distinct = list(dict.fromkeys(keys))
+        cc = compiler.Compiler(cache_dir)
+        results = cc.compile_many(distinct, workers, compile_one=cc.compile_poj104)
+        texts = {}
+        for key, result in zip(distinct, results, strict=True):
+            if result.ok:
+                texts[key] = result.ir
+                attempts[result.attempt.split(", guessed macros")[0]] += 1
+                if "guessed macros" in result.attempt:
+                    attempts["guessed macros"] += 1
+            else:
+                outcomes[result.reason] += 1
+                message = result.errors[-1][1][:300] if result.errors else ""
+                failures[result.reason][names[key]] = message
+        compile_seconds = time.perf_counter() - start
+    graph_start = time.perf_counter()
+    index: dict[str, int] = {}
+    graphs = []
+    for key in distinct:
+        if key not in texts:
+            continue
+        try:
+            graph = programl.from_ir(texts[key], per_use=per_use)
+        except llvm_ir.IRError as e:
+            reason = "empty module" if "empty module" in str(e) else "IR rejected"
+            outcomes[reason] += 1
+            failures[reason][names[key]] = str(e)[:300]
+            continue
+        if graph.num_nodes > max_nodes:
+            outcomes[f"over {max_nodes} nodes"] += 1
+            continue
+        index[key] = len(graphs)
+        graphs.append(graph.to_graphs_tuple(statements))
+        outcomes["graph"] += 1
+    graph_of = np.array([index.get(k, -1) for k in keys], np.int64)
+    nodes = np.array([int(g.n_node[0]) for g in graphs])
+    edges = np.array([int(g.n_edge[0]) for g in graphs])
+    return {
+        "graphs": graphs,
+        "graph_of": graph_of,
+        "report": {
+            "examples": len(keys),
+            "examples_without_graph": int((graph_of < 0).sum()),
+            "distinct_inputs": len(distinct),
+            "outcomes": dict(outcomes),
+            "compiled_by": dict(attempts),
+            "failures": {  # Up to 20 examples per reason, with their first error lines.
+                reason: dict(sorted(cases.items())[:20]) for reason, cases in failures.items()
+            },
+            "nodes_mean": round(float(nodes.mean()), 1) if len(nodes) else 0.0,
+            "nodes_max": int(nodes.max()) if len(nodes) else 0,
+            "edges_mean": round(float(edges.mean()), 1) if len(edges) else 0.0,
+            "compile_seconds": round(compile_seconds, 1),
+            "graph_seconds": round(time.perf_counter() - graph_start, 1),
+        },
+    }
+
+
+def programl_inputs(graph, model: rgcn.RGCNConfig):
+    """A ProGraML graph as the R-GCN consumes it: reverse edges as relations 3..5, sorted
+    by receiver, with edge coefficients. Independent of the vocabulary."""
+    graph = transforms.sort_edges_by_receiver(rgcn.add_reverse_edges(graph, programl.NUM_FLOWS))
+    return rgcn.add_rgcn_norm(graph, model)
+
+
+def run_graph_probe(
+    *,
+    workdir: str | os.PathLike,
+    benchmark: str,
+    model: gnn.GCNConfig | rgcn.RGCNConfig,
+    train: classifier.TrainConfig,
+    representation: str = "ast",
+    protocol: str = "kfold",
+    num_folds: int = 10,
+    split_seed: int = 204,
+    max_folds: int | None = None,
+    aux_inputs: bool = False,
+    source_field: str | None = None,
+    per_use: bool = True,
+    max_nodes: int = DEFAULT_MAX_NODES,
+    node_texts: str = "text",
+    vocab_min_count: int = 1,
+    raw_dir: str | None = None,
+    cache_dir: str | None = None,
+) -> dict:
+    """Runs a graph probe on a benchmark and writes its results to `workdir`.
 
     Args:
-      model: a flax module called as ``model.apply(vars, inputs, aux, rows,
-        deterministic=...)`` with an ``embed`` method (e.g. `codeprop.models.gnn.GCN`,
-        `codeprop.models.heads.DecoderClassifier`).
-      data: the example rows and their graphs (or token sequences).
-      split: row index arrays ``train``, ``validation``, ``test``.
-      config: optimisation settings.
-      writer: clu metric writer for per-epoch scalars (losses, accuracies), or None.
-      step_offset: added to the epoch number when writing scalars (separates folds).
-      batcher: makes the batches; None for a `GraphBatcher` sized for this split.
-      initial_params: a function ``params -> params`` applied to the freshly initialised
-        parameters (e.g. to put a pretrained decoder in), or None.
+      workdir: output directory (created).
+      benchmark: ``devmap/amd``, ``devmap/nvidia`` or ``poj104``.
+      model: GNN hyperparameters: a `gnn.GCNConfig` for ``ast``, an `rgcn.RGCNConfig` for
+        ``programl``.
+      train: optimisation settings.
+      representation: ``ast`` (tree-sitter AST + GCN) or ``programl`` (ProGraML graph of
+        the LLVM IR + R-GCN).
+      protocol: ``kfold`` (stratified, `num_folds`), ``holdout`` (80/10/10) or
+        ``per_class_3_1_1`` (POJ-104's 3:1:1 per class).
+      num_folds: folds for ``kfold``.
+      split_seed: seed of the splits (fixed across models so results compare).
+      max_folds: run only the first folds (quick checks); None runs all.
+      aux_inputs: devmap only: feed log transfer and work-group size to the classifier.
+      source_field: ``ast`` only: example field to parse (default: devmap
+        ``normalized_source``, POJ-104 ``text``).
+      per_use: ``programl`` only: a variable node per use (ProGraML) or per value.
+      max_nodes: ``programl`` only: graphs above this many nodes are skipped (counted).
+      node_texts: ``programl`` only: what a node's embedding is looked up by: ``text``
+        (ProGraML's: opcode or type) or ``statement`` (the normalised full text,
+        `codeprop.graphs.node_text`, backing off to ``text`` when rare).
+      vocab_min_count: training-fold occurrences a text (a statement, with
+        ``node_texts='statement'``) needs to enter the vocabulary.
+      raw_dir: raw-data directory (else $CODEPROP_DATA_DIR, else download).
+      cache_dir: compiled-IR cache (see `codeprop.graphs.compiler.Compiler`).
+
+    Examples without a graph (a POJ-104 program that does not compile) are left out of
+    every split and counted in the results (``data.graphs.examples_without_graph`` and
+    each fold's ``test_without_input``); accuracies are over the examples with a graph.
 
     Returns:
-      ``params`` (best), ``best_epoch``, ``history`` (per-epoch train loss and accuracy,
-      validation loss and accuracy), ``test_logits`` [T, C], ``test_embeddings`` [T, D]
-      and ``budget`` (the padded batch sizes used).
+      The results dict also written to ``workdir/results.json``.
     """
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"unknown representation {representation!r}; one of {REPRESENTATIONS}")
+    wanted = gnn.GCNConfig if representation == "ast" else rgcn.RGCNConfig
+    if not isinstance(model, wanted):
+        raise ValueError(f"representation {representation!r} takes a {wanted.__name__}")
+    if node_texts not in NODE_TEXTS:
+        raise ValueError(f"unknown node_texts {node_texts!r}; one of {NODE_TEXTS}")
+    bench = benchmarks.load(benchmark, raw_dir=raw_dir)
+    protocol_lib.check_aux_inputs(bench, aux_inputs)
+    model = dataclasses.replace(model, num_aux=2 if aux_inputs else 0)
+    if representation == "ast":
+        built = build_ast_graphs(bench, source_field)
+        # Edge selection, sorting and norms do not depend on the fold: done once.
+        built["inputs"] = [model_inputs(g, model) for g in built["graphs"]]
+        built["fast_paths"] = fast_paths(model, built["inputs"])
+    else:
+        built = build_programl_graphs(
+            bench, raw_dir, per_use, max_nodes, cache_dir, statements=node_texts == "statement"
+        )
+        built["inputs"] = [programl_inputs(g, model) for g in built["graphs"]]
+    vocab_fields = ("statement", "text") if node_texts == "statement" else ("text",)
+    logging.info("graphs: %s", built["report"])
+    labels = np.array(bench.labels, np.int32)
 
-    if batcher is None:
-        batcher = GraphBatcher.for_split(data, split, config.batch_size)
-    first, _ = next(batcher.batches(split["train"][:1]))
-    # Batches per epoch vary slightly with the shuffled order: the schedule is set from the
-    # training rows in split order (a cosine schedule holds at zero past its end).
-    per_epoch = batcher.num_batches(split["train"])
-    learning_rate = steps.learning_rate_schedule(
-        config.learning_rate,
-        config.schedule,
-        per_epoch * config.epochs,
-        per_epoch * config.warmup_epochs,
-    )
-    state = steps.create_train_state(
-        model, first, config.seed, steps.adamw(learning_rate, config.weight_decay)
-    )
-    if initial_params is not None:
-        params = initial_params(state.params)
-        state = state.replace(params=params, opt_state=state.tx.init(params))
-    shuffle = np.random.default_rng(config.seed)
-    best = {"accuracy": -1.0, "loss": np.inf, "epoch": 0, "params": state.params}
-    history = []
-    val_labels = data.labels[split["validation"]]
-    per_call = None
-    for epoch in range(1, config.epochs + 1):
-        order = shuffle.permutation(split["train"])
-        if per_call is None:  # Fixed for the run (one compilation), from the first epoch.
-            per_call = min(config.steps_per_call, batcher.num_batches(order) + 1)
-        state, merged = train_epoch(state, batcher, order, per_call)
-        computed = merged.compute()
-        record = {
-            "epoch": epoch,
-            "train_loss": float(computed["loss"]),
-            "train_accuracy": float(computed["accuracy"]),
-        }
-        if len(split["validation"]):
-            val = evaluate(state, batcher, split["validation"])
-            record["validation_loss"] = val["loss"]
-            record["validation_accuracy"] = float(np.mean(val["logits"].argmax(-1) == val_labels))
-            improved = _improves(record, best, config.selection)
-        else:  # Without a validation split the last epoch is kept.
-            improved = True
-        history.append(record)
-        if writer is not None:
-            writer.write_scalars(
-                step_offset + epoch, {k: v for k, v in record.items() if k != "epoch"}
-            )
-        if improved:
-            best = {
-                "accuracy": record.get("validation_accuracy", float("nan")),
-                "loss": record.get("validation_loss", float("nan")),
-                "epoch": epoch,
-                "params": state.params,
-            }
-    state = state.replace(params=best["params"])
-    test = evaluate(state, batcher, split["test"], with_embeddings=True)
-    return {
-        "params": jax.device_get(best["params"]),
-        "best_epoch": best["epoch"],
-        "history": history,
-        "test_logits": test["logits"],
-        "test_embeddings": test.get("embeddings"),
-        "budget": batcher.describe(),
+    def fit_fold(split, aux, fit_kwargs):
+        train_graphs = [built["graphs"][g] for g in np.unique(built["graph_of"][split["train"]])]
+        if representation == "ast":
+            vocab = ast.NodeTypeVocab.build(train_graphs, built["language"], vocab_min_count)
+            table = vocab.table(built["language"])
+            graphs = [vocab.encode(g, table) for g in built["inputs"]]
+            module = gnn.GCN(model, len(vocab), bench.num_classes, **built["fast_paths"])
+        else:
+            vocab = programl.NodeTextVocab.build(train_graphs, vocab_min_count, vocab_fields)
+            graphs = [vocab.encode(g) for g in built["inputs"]]
+            module = rgcn.RGCN(model, len(vocab), bench.num_classes, sorted_receivers=True)
+        data = batchers.Examples(graphs, built["graph_of"], labels, aux)
+        result = classifier.fit(module, data, split, train, **fit_kwargs)
+        return result, {"vocab_size": len(vocab)}
+
+    settings = {
+        "model": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(model).items()},
+        **({"node_texts": node_texts} if representation == "programl" else {}),
+        "vocab_min_count": vocab_min_count,
     }
+    return protocol_lib.run(
+        workdir=workdir,
+        bench=bench,
+        input_of=built["graph_of"],
+        fit_fold=fit_fold,
+        train=train,
+        header={
+            "representation": representation,
+            "model": "GCN" if representation == "ast" else "R-GCN",
+            "settings": settings,
+            "data": {"graphs": built["report"]},
+        },
+        protocol=protocol,
+        num_folds=num_folds,
+        split_seed=split_seed,
+        max_folds=max_folds,
+        aux_inputs=aux_inputs,
+    )

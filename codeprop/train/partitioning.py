@@ -2,8 +2,8 @@
 
 The mesh has three axes: ``data`` (batch), ``fsdp`` (batch, and parameters sharded along
 their ``embed`` axis — ZeRO-3 style) and ``tensor`` (heads, MLP and vocabulary — Megatron
-style). Parameters and activations carry logical names (`codeprop.models.decoder.AXES`);
-`RULES` maps them to mesh axes, and gin can replace the rules.
+style). Parameters and activations carry logical names; they and `RULES`, which maps them to
+mesh axes, are defined in `codeprop.models.axes` (gin can replace the rules).
 """
 
 from __future__ import annotations
@@ -16,23 +16,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-MESH_AXES = ("data", "fsdp", "tensor")
+from codeprop.models import axes
 
-# (logical axis, mesh axis or axes or None), first match wins.
-RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
-    ("activation_batch", ("data", "fsdp")),
-    ("activation_length", None),
-    ("activation_embed", None),
-    ("activation_mlp", "tensor"),
-    ("vocab", "tensor"),
-    ("embed", "fsdp"),
-    ("mlp", "tensor"),
-    ("q_heads", "tensor"),
-    ("kv_heads", "tensor"),
-    ("kv", None),
-    ("norm", None),
-    ("position", None),
-)
+MESH_AXES = axes.MESH_AXES
+RULES = axes.RULES
 
 
 @dataclasses.dataclass(frozen=True)

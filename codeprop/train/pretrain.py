@@ -11,8 +11,9 @@
 3. orbax checkpoints (every ``checkpoint_every`` steps, at the end, and on SIGTERM) hold
    the state and the data position, so a restored run continues bitwise as if it had not
    stopped; a checkpoint that does not restore is reported and the previous one is used;
-4. clu metric writers get loss, learning rate, gradient norm, tokens/s and MFU every
-   ``log_every`` steps, and validation loss and perplexity every ``eval_every``.
+4. clu metric writers (TensorBoard) get loss, learning rate, gradient norm, tokens/s and
+   MFU every ``log_every`` steps, and validation loss and perplexity every ``eval_every``;
+   the terminal gets a progress line (step, loss, tokens/s, MFU, ETA) every 30 s or so.
 
 A batch is a dict of [B, T] arrays with seqio's packed LM features: ``decoder_input_tokens``,
 ``decoder_target_tokens``, ``decoder_loss_weights``, ``decoder_segment_ids``,
@@ -23,7 +24,6 @@ batches resumes it exactly: `seqio_batches` (the corpus mixture) or `synthetic_b
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import pathlib
@@ -37,14 +37,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from absl import logging
 from clu import metric_writers
 from flax import struct
 
 import gin
 from codeprop.models import decoder
-from codeprop.train import host_memory, optimizers, partitioning
+from codeprop.train import checkpointing, host_memory, optimizers, partitioning, progress
 
 FEATURES = (
     "decoder_input_tokens",
@@ -53,18 +52,6 @@ FEATURES = (
     "decoder_segment_ids",
     "decoder_positions",
 )
-# DecoderConfig fields that change the parameters or the function they compute; the
-# others (numerics, kernels, remat) may differ between a run and its resumption.
-ARCHITECTURE_EXEMPT = {
-    "dtype",
-    "remat",
-    "attention_impl",
-    "attention_query_chunk",
-    "loss_chunk",
-    "max_positions",
-    "rope_scaling",
-    "rope_scaling_factor",
-}
 
 
 @struct.dataclass
@@ -116,12 +103,12 @@ def seqio_batches(
     fim_rate: float = 0.5,
     seed: int = 0,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Packed FIM batches of the corpus mixture (`codeprop.data.tasks`), repeated forever
+    """Packed FIM batches of the corpus mixture (`codeprop.train.input_pipeline`), repeated forever
     (the training split reshuffled by epoch, deterministically from ``seed``)."""
-    from codeprop.data import tasks  # TensorFlow and seqio load only when used.
+    from codeprop.train import input_pipeline  # TensorFlow and seqio load only when used.
 
-    tasks.register_corpus(mixture, corpus_dir, vocabulary_file, fim_rate=fim_rate)
-    dataset = tasks.packed_dataset(
+    input_pipeline.register_corpus(mixture, corpus_dir, vocabulary_file, fim_rate=fim_rate)
+    dataset = input_pipeline.packed_dataset(
         mixture, seq_len, split=split, seed=seed, shuffle=split == "train"
     )
     dataset = dataset.repeat().batch(batch_size, drop_remainder=True).skip(start_batch)
@@ -247,115 +234,13 @@ def flops_per_token(config: decoder.DecoderConfig, num_params: int, seq_len: int
     return 6 * num_params + attention
 
 
-# ----------------------------------------------------------------------------- run files
-
-
-def _architecture(config: decoder.DecoderConfig) -> dict:
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in ARCHITECTURE_EXEMPT}
-
-
-def _differences(path: pathlib.Path, ours: dict) -> str:
-    theirs = json.loads(path.read_text())
-    keys = sorted(set(ours) | set(theirs))
-    return ", ".join(
-        f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}" for k in keys if theirs.get(k) != ours.get(k)
-    )
-
-
-def check_workdir(workdir: pathlib.Path, model_config: decoder.DecoderConfig) -> None:
-    """Refuses a workdir whose checkpoints come from another architecture; records ours."""
-    path = workdir / "model_config.json"
-    ours = _architecture(model_config)
-    if path.exists():
-        diff = _differences(path, ours)
-        if diff:
-            raise ValueError(
-                f"{workdir} holds a run of another model ({path}); differences: {diff}. "
-                "Use a new --workdir."
-            )
-    else:
-        workdir.mkdir(parents=True, exist_ok=True)
-        if jax.process_index() == 0:
-            path.write_text(json.dumps(ours, indent=1, sort_keys=True))
-
-
-def checkpoint_manager(workdir: pathlib.Path, keep: int) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-    return ocp.CheckpointManager(workdir / "checkpoints", options=options)
-
-
-def save(manager, state: TrainState, batches_consumed: int) -> None:
-    step = int(state.step)
-    manager.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            progress=ocp.args.JsonSave({"step": step, "batches_consumed": batches_consumed}),
-        ),
-        force=True,
-    )
-    manager.wait_until_finished()
-
-
-def restore_latest(manager, shardings: TrainState, abstract: TrainState):
-    """(state, batches consumed) of the newest checkpoint that restores, or None.
-
-    A checkpoint that fails (corrupt or partial files) is logged with its error and the
-    next older one is tried.
-    """
-    target = jax.tree.map(
-        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
-    )
-    for step in sorted(manager.all_steps(), reverse=True):
-        try:
-            restored = manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(target), progress=ocp.args.JsonRestore()
-                ),
-            )
-        except Exception as error:  # noqa: BLE001 - any failure means: try the previous one
-            logging.error(
-                "checkpoint %d in %s does not restore: %s", step, manager.directory, error
-            )
-            continue
-        return restored["state"], int(restored["progress"]["batches_consumed"])
-    return None
-
-
-def load_params(workdir: str | pathlib.Path, step: int | None = None) -> tuple[int, Any]:
-    """(step, decoder parameters) of a checkpoint in ``workdir`` (default: the newest), on
-    the default device — for generation, the probes, or export with
-    `codeprop.checkpoints.hf.save`.
-
-    Raises:
-      FileNotFoundError: the workdir has no checkpoint.
-    """
-    directory = pathlib.Path(workdir) / "checkpoints"
-    steps = (
-        sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
-        if directory.is_dir()
-        else []
-    )
-    if not steps:
-        raise FileNotFoundError(f"no checkpoint in {directory}")
-    step = steps[-1] if step is None else step
-    manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(create=False))
-    try:
-        restored = manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore()))
-    finally:
-        manager.close()
-    params = jax.tree.map(jnp.asarray, restored["state"]["params"])
-    return step, params
-
-
 def _state_from(init_from, model_config, tx, shardings) -> TrainState:
     """Step 0 with the parameters of another run's newest checkpoint and a fresh optimizer
     (context extension: the same architecture, longer sequences, optionally RoPE scaling)."""
-    diff = _differences(pathlib.Path(init_from) / "model_config.json", _architecture(model_config))
+    diff = checkpointing.architecture_differences(init_from, model_config)
     if diff:
         raise ValueError(f"init_from={init_from} is another model; differences: {diff}")
-    _, params = load_params(init_from)
+    _, params = checkpointing.load_params(init_from)
 
     def start(p):
         return TrainState(step=jnp.zeros((), jnp.int32), params=p, opt_state=tx.init(p))
@@ -441,7 +326,7 @@ def train(
     """
     host_memory.keep_freed_memory()  # Fully effective only before JAX's first computation.
     workdir_path = pathlib.Path(workdir)
-    check_workdir(workdir_path, model)
+    checkpointing.check_workdir(workdir_path, model)
     if batch_size % accumulation:
         raise ValueError(
             f"batch_size {batch_size} is not a multiple of accumulation {accumulation}"
@@ -456,9 +341,9 @@ def train(
     # Initialised (or restored) outside the mesh context: flax's DenseGeneral initialises
     # its kernels flattened, which a logical sharding constraint would refuse; the jit's
     # out_shardings place them.
-    manager = checkpoint_manager(workdir_path, keep_checkpoints)
+    manager = checkpointing.checkpoint_manager(workdir_path, keep_checkpoints)
     abstract = jax.eval_shape(lambda: init_state(model, tx, seed, shardings))
-    restored = restore_latest(manager, shardings, abstract)
+    restored = checkpointing.restore_latest(manager, shardings, abstract)
     if restored is None and init_from:
         state, consumed = _state_from(init_from, model, tx, shardings), 0
         logging.info("initialised from %s", init_from)
@@ -481,9 +366,16 @@ def train(
         )
         num_params = decoder.num_params(state.params)
         fpt = flops_per_token(model, num_params, seq_len)
-        writer = metric_writers.create_default_writer(
-            str(workdir_path), just_logging=jax.process_index() > 0
+        # TensorBoard events from process 0; the terminal gets a progress line every 30 s
+        # or so, and the validation figures.
+        lead = jax.process_index() == 0
+        writer = (
+            metric_writers.SummaryWriter(str(workdir_path))
+            if lead
+            else metric_writers.MultiWriter([])
         )
+        run_start, start_step = time.perf_counter(), int(state.step)
+        printed = run_start
         batches = data("train", batch_size, seq_len, consumed)
         summary: dict[str, Any] = {"parameters": num_params}
         history: list[dict] = _read_history(workdir_path)
@@ -515,6 +407,9 @@ def train(
                     if peak_flops:
                         scalars["mfu"] = scalars["tokens_per_s"] * fpt / peak_flops
                     writer.write_scalars(step, scalars)
+                    if lead and (time.perf_counter() - printed >= 30 or step == steps):
+                        print(progress_line(step, steps, scalars, run_start, start_step))
+                        printed = time.perf_counter()
                     summary.update(scalars)
                     history.append({"step": step, **scalars})
                     window_start, window_tokens = time.perf_counter(), 0.0
@@ -529,10 +424,15 @@ def train(
                         batch_shardings,
                     )
                     writer.write_scalars(step, evaluation)
+                    if lead:
+                        print(
+                            f"step {step}/{steps}  "
+                            + "  ".join(f"{k} {v:.3f}" for k, v in evaluation.items())
+                        )
                     summary.update(evaluation)
                     history.append({"step": step, **evaluation})
                 if step % checkpoint_every == 0 or step == steps or preemption.requested:
-                    save(manager, state, consumed)
+                    checkpointing.save(manager, state, consumed)
                     last_good = step
                 if preemption.requested:
                     logging.warning("SIGTERM: saved step %d and stopped", step)
@@ -547,6 +447,19 @@ def train(
         (workdir_path / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
         plot_losses(history, workdir_path / "loss_curve.png")
     return summary
+
+
+def progress_line(step: int, steps: int, scalars: dict, start: float, start_step: int) -> str:
+    """``step 500/1000  loss 2.314  12,851 tokens/s  MFU 0.38  ETA 3m 5s``."""
+    done = step - start_step
+    left = (time.perf_counter() - start) / max(done, 1) * (steps - step)
+    parts = [f"step {step}/{steps}", f"loss {scalars['loss']:.3f}"]
+    parts.append(f"{scalars['tokens_per_s']:,.0f} tokens/s")
+    if "mfu" in scalars:
+        parts.append(f"MFU {scalars['mfu']:.2f}")
+    if step < steps:
+        parts.append(f"ETA {progress.duration(left)}")
+    return "  ".join(parts)
 
 
 def _read_history(workdir: pathlib.Path) -> list[dict]:

@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from codeprop.data import fim
 from codeprop.models import decoder, generation
+from codeprop.tokens import fim
 
 CONFIG = decoder.tiny(vocab_size=48).replace(embed_dim=32, mlp_dim=64, num_layers=2)
 PARAMS = decoder.init_params(CONFIG, jax.random.key(0))

@@ -1,102 +1,146 @@
-import jax
 import numpy as np
 import pytest
 
-from codeprop.graphs import ast, batching
-from codeprop.models import gnn
-from codeprop.probes import experiment, graph_probe
-
-from conftest import SMALL_C_PROGRAMS
-
-PROGRAMS = SMALL_C_PROGRAMS
-LABELS = np.array([0, 1, 0, 1, 1, 0, 0, 1], np.int32)
+from codeprop.data import benchmarks
+from codeprop.graphs import ast, programl
+from codeprop.models import gnn, rgcn
+from codeprop.probes import graph_probe, protocol, report
+from codeprop.train import classifier
 
 
-def _data(cfg, labels=LABELS, graph_of=None):
-    raw = [ast.ast_graph(p, "c") for p in PROGRAMS]
-    vocab = ast.NodeTypeVocab.build(raw, "c")
-    graphs = [experiment.model_inputs(vocab.encode(g, vocab.table("c")), cfg) for g in raw]
-    graph_of = np.arange(len(graphs)) if graph_of is None else graph_of
-    return graph_probe.Examples(graphs, graph_of, labels), len(vocab)
+def test_make_splits_protocols():
+    labels = np.repeat(np.arange(4), 50)
+    assert len(protocol.make_splits(labels, "kfold", 5, seed=0)) == 5
+    (holdout,) = protocol.make_splits(labels, "holdout", 10, seed=0)
+    assert [len(holdout[k]) for k in ("train", "validation", "test")] == [160, 20, 20]
+    (poj,) = protocol.make_splits(labels, "per_class_3_1_1", 10, seed=0)
+    assert [len(poj[k]) for k in ("train", "validation", "test")] == [120, 40, 40]
+    with pytest.raises(ValueError, match="unknown protocol"):
+        protocol.make_splits(labels, "loo", 10, seed=0)
 
 
-@pytest.mark.parametrize(
-    "schedule", [{}, {"schedule": "cosine", "warmup_epochs": 5}], ids=["constant", "cosine"]
-)
-def test_overfits_eight_graphs(schedule):
-    cfg = gnn.GCNConfig(hidden_dim=32, embed_dim=32, readout="sum")
-    data, vocab_size = _data(cfg)
-    everything = np.arange(8)
-    split = {"train": everything, "validation": everything, "test": everything}
-    model = experiment.make_model(cfg, data.graphs, vocab_size, 2)
-    config = graph_probe.TrainConfig(epochs=150, batch_size=4, learning_rate=0.02, **schedule)
-    result = graph_probe.fit(model, data, split, config)
-    assert (result["test_logits"].argmax(-1) == LABELS).mean() == 1.0
-    assert result["history"][-1]["train_accuracy"] == 1.0
-    assert result["test_embeddings"].shape == (8, 32)
+def test_tree_mode_is_chosen_for_the_ast_tree_only():
+    assert graph_probe.uses_tree(gnn.GCNConfig(edge_types=(ast.CHILD, ast.PARENT)))
+    assert not graph_probe.uses_tree(gnn.GCNConfig(edge_types=(0, 1, 2)))
+    g = ast.ast_graph("int f() { return 1; }", "c")
+    vocab = ast.NodeTypeVocab.build([g], "c")
+    g = vocab.encode(g, vocab.table("c"))
+    with_siblings = gnn.GCNConfig(edge_types=(0, 1, 2))
+    inputs = graph_probe.model_inputs(g, with_siblings)
+    model = graph_probe.make_model(with_siblings, [inputs], len(vocab), 2)
+    assert not model.tree and not model.symmetric  # Sibling edges are one-way.
+    tree_inputs = graph_probe.model_inputs(g, gnn.GCNConfig())
+    assert graph_probe.make_model(gnn.GCNConfig(), [tree_inputs], len(vocab), 2).tree
 
 
-def test_same_seed_same_bytes_and_rows_in_order():
-    cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=8, dropout_rate=0.1)
-    # 12 rows over 8 graphs: rows 8..11 reuse graphs 0..3 with other labels.
-    graph_of = np.concatenate([np.arange(8), np.arange(4)])
-    labels = np.concatenate([LABELS, 1 - LABELS[:4]])
-    data, vocab_size = _data(cfg, labels, graph_of)
-    split = {"train": np.arange(12), "validation": np.array([9, 1]), "test": np.array([11, 3, 5])}
-    model = experiment.make_model(cfg, data.graphs, vocab_size, 2)
-    config = graph_probe.TrainConfig(epochs=3, batch_size=3, learning_rate=0.01, seed=7)
-    a = graph_probe.fit(model, data, split, config)
-    b = graph_probe.fit(model, data, split, config)
-    assert a["test_logits"].tobytes() == b["test_logits"].tobytes()
-    for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"])):
-        assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
-    # Rows 11 and 3 share a graph: same embedding, reported in the order asked for.
-    assert a["test_logits"].shape == (3, 2)
-    np.testing.assert_array_equal(a["test_embeddings"][0], a["test_embeddings"][1])
-    assert not np.array_equal(a["test_embeddings"][0], a["test_embeddings"][2])
+def test_aggregate_and_markdown():
+    folds = [
+        {
+            "fold": i,
+            "train": 8,
+            "validation": 1,
+            "test": 10,
+            "accuracy": acc,
+            "precision": 0.5,
+            "recall": 0.5,
+            "f1": 0.5,
+            "num_params": 100,
+            "best_epoch": 1,
+            "best_validation_accuracy": 1.0,
+        }
+        for i, acc in enumerate([0.6, 0.8])
+    ]
+    agg = report.aggregate(folds)
+    assert agg["accuracy"]["mean"] == pytest.approx(0.7)
+    assert agg["accuracy"]["std"] == pytest.approx(0.1)
+    assert agg["pooled_accuracy"] == pytest.approx(0.7)
+    results = {
+        "benchmark": "poj104",
+        "representation": "ast",
+        "model": "GCN",
+        "protocol": "per_class_3_1_1",
+        "num_folds_run": 2,
+        "split_seed": 0,
+        "folds": folds,
+        "aggregate": agg,
+        "data": {"graphs": {"examples": 20}},
+    }
+    md = report.markdown(results)
+    assert "| accuracy (%) | 70.0 ± 10.0 |" in md
+    assert "| ProGraML (published) | 96.6 |" in md
+    assert "accuracy (%)" in report.terminal(results)
 
 
-def test_batches_share_graphs_between_rows():
-    cfg = gnn.GCNConfig()
-    graph_of = np.array([0, 1, 0, 2, 1])
-    data, _ = _data(cfg, np.zeros(5, np.int32), graph_of)
-    data = graph_probe.Examples(data.graphs[:3], graph_of, data.labels)
-    budget = batching.estimate_budget(data.graphs, batch_size=3)
-    num_rows = graph_probe.row_budget(data, budget)
-    assert num_rows == 3 * 2  # 3 graph slots, at most 2 rows per graph.
-    ((batch, rows),) = list(graph_probe.batches(data, np.arange(5), budget, num_rows))
-    assert rows.tolist() == [0, 2, 1, 4, 3]  # Grouped by graph, in first-appearance order.
-    assert batch["rows"].tolist() == [0, 0, 1, 1, 2, 3]
-    assert batch["mask"].tolist() == [True] * 5 + [False]
-    assert batch["inputs"].n_node.shape == (4,)
+def test_programl_graphs_count_programs_without_a_graph(tmp_path):
+    programs = [
+        'void main() { int a, b; scanf("%d%d", &a, &b); printf("%d", a + b); }',
+        "int main() { int n; cin >> n; cout << n * n << endl; return 0; }",
+        "int main( {",  # Does not compile.
+        "int main() { int n; cin >> n; cout << n * n << endl; return 0; }",  # A duplicate.
+    ]
+    examples = [{"id": str(i), "text": t, "label": i % 2} for i, t in enumerate(programs)]
+    bench = benchmarks.Benchmark("poj104", examples, 2, {})
+    built = graph_probe.build_programl_graphs(bench, cache_dir=str(tmp_path))
+    assert built["graph_of"].tolist() == [0, 1, -1, 1]
+    report = built["report"]
+    assert report["examples_without_graph"] == 1 and report["distinct_inputs"] == 3
+    assert report["outcomes"] == {"graph": 2, "compile error": 1}
+    assert report["compiled_by"] == {"c++98 (C headers)": 1, "c++98": 1}
+    assert list(report["failures"]) == ["compile error"]
+    assert list(report["failures"]["compile error"]) == ["program 2"]
+    assert "error" in report["failures"]["compile error"]["program 2"]
+    capped = graph_probe.build_programl_graphs(bench, cache_dir=str(tmp_path), max_nodes=40)
+    assert capped["report"]["outcomes"]["over 40 nodes"] >= 1
 
 
-def test_unknown_schedules_are_refused():
-    with pytest.raises(ValueError, match="schedule must be"):
-        graph_probe.TrainConfig(schedule="step")
-    with pytest.raises(ValueError, match="selection must be"):
-        graph_probe.TrainConfig(selection="f1")
+def _programl_probe(tmp_path, benchmark="devmap/amd", epochs=1, **kwargs):
+    return graph_probe.run_graph_probe(
+        workdir=tmp_path,
+        benchmark=benchmark,
+        model=kwargs.pop("model", rgcn.RGCNConfig(hidden_dim=8, embed_dim=16)),
+        train=classifier.TrainConfig(epochs=epochs, learning_rate=0.01),
+        representation="programl",
+        **kwargs,
+    )
 
 
-def test_selection_breaks_accuracy_ties_by_loss():
-    cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=8)
-    data, vocab_size = _data(cfg)
-    split = {"train": np.arange(6), "validation": np.array([6, 7]), "test": np.arange(8)}
-    model = experiment.make_model(cfg, data.graphs, vocab_size, 2)
-    results = {}
-    for selection in graph_probe.SELECTIONS:
-        config = graph_probe.TrainConfig(
-            epochs=30, batch_size=3, learning_rate=0.01, selection=selection
-        )
-        results[selection] = graph_probe.fit(model, data, split, config)
-    history = results["accuracy"]["history"]
-    best = max(h["validation_accuracy"] for h in history)
-    ties = [h for h in history if h["validation_accuracy"] == best]
-    assert len(ties) > 1  # Two validation rows: accuracy takes three values only.
-    assert results["accuracy"]["best_epoch"] == ties[0]["epoch"]
-    lowest = min(ties, key=lambda h: h["validation_loss"])
-    assert results["accuracy_then_loss"]["best_epoch"] == lowest["epoch"] != ties[0]["epoch"]
-    lowest_overall = min(history, key=lambda h: h["validation_loss"])
-    assert results["loss"]["best_epoch"] == lowest_overall["epoch"]
-    # The same training run: only the kept epoch differs.
-    assert results["accuracy_then_loss"]["history"] == results["loss"]["history"] == history
+def test_programl_probe_on_devmap_end_to_end(raw_dir, tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    results = _programl_probe(
+        tmp_path, epochs=2, max_folds=1, aux_inputs=True, raw_dir=str(raw_dir)
+    )
+    assert results["model"] == "R-GCN + aux inputs"
+    assert results["data"]["graphs"]["outcomes"] == {"graph": 669}
+    assert results["data"]["graphs"]["examples_without_graph"] == 0
+    (fold,) = results["folds"]
+    assert fold["test"] == 68 and fold["test_without_input"] == 0
+    assert 0.0 <= fold["accuracy"] <= 1.0
+    saved = np.load(tmp_path / "embeddings.npz")
+    assert saved["embeddings"].shape == (680, 16)
+    assert int((saved["test_fold"] == 0).sum()) == 68
+    with pytest.raises(ValueError, match="takes a RGCNConfig"):
+        _programl_probe(tmp_path, model=gnn.GCNConfig())
+
+
+def test_programl_probe_with_statement_texts(raw_dir, tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    results = _programl_probe(
+        tmp_path,
+        "devmap/nvidia",
+        max_folds=1,
+        node_texts="statement",
+        vocab_min_count=3,
+        raw_dir=str(raw_dir),
+    )
+    assert results["settings"]["node_texts"] == "statement"
+    # The vocabulary is the training fold's statements seen 3 times or more, plus every
+    # short text they back off to.
+    bench = benchmarks.load("devmap/nvidia", raw_dir=str(raw_dir))
+    built = graph_probe.build_programl_graphs(bench, str(raw_dir), statements=True)
+    split = protocol.make_splits(np.array(bench.labels), "kfold", 10, 204)[0]
+    train = [built["graphs"][g] for g in np.unique(built["graph_of"][split["train"]])]
+    vocab = programl.NodeTextVocab.build(train, 3, ("statement", "text"))
+    short = {t for g in train for t in g.nodes["text"].tolist()}
+    assert results["folds"][0]["vocab_size"] == len(vocab) > len(short) + 300
+    with pytest.raises(ValueError, match="unknown node_texts"):
+        _programl_probe(tmp_path, node_texts="full")

@@ -8,9 +8,9 @@ import numpy as np
 
 from codeprop import main
 from codeprop.checkpoints import hf
-from codeprop.data import tokenization
 from codeprop.models import decoder, heads
-from codeprop.probes import graph_probe, sequences
+from codeprop.tokens import tokenization
+from codeprop.train import batchers, classifier
 
 from conftest import REPO, SMALL_C_PROGRAMS
 
@@ -33,28 +33,28 @@ def _data(graph_of=None):
     seqs = [np.asarray(tok.encode(p)[:48], np.int32) for p in SMALL_C_PROGRAMS]
     graph_of = np.arange(8) if graph_of is None else graph_of
     labels = LABELS if len(graph_of) == 8 else np.resize(LABELS, len(graph_of))
-    return graph_probe.Examples(seqs, graph_of, labels), tok
+    return batchers.Examples(seqs, graph_of, labels), tok
 
 
 def test_sequence_batches_share_sequences_between_rows():
     data, tok = _data(np.array([0, 1, 0, 2, 1, 3]))
-    batcher = sequences.SequenceBatcher.for_data(data, batch_size=2, pad_id=tok.pad_id)
+    batcher = batchers.SequenceBatcher.for_data(data, batch_size=2, pad_id=tok.pad_id)
     assert (batcher.length, batcher.num_rows) == (48, 4)
     assert batcher.num_batches(np.arange(6)) == 2
     (first, rows), (second, rows2) = list(batcher.batches(np.arange(6)))
     assert first["inputs"].shape == (2, 48) and rows.tolist() == [0, 2, 1, 4]
     assert first["rows"].tolist() == [0, 0, 1, 1] and first["mask"].all()
     assert rows2.tolist() == [3, 5] and second["mask"].tolist() == [True, True, False, False]
-    np.testing.assert_array_equal(second["inputs"][1, : len(data.graphs[3])], data.graphs[3])
+    np.testing.assert_array_equal(second["inputs"][1, : len(data.inputs[3])], data.inputs[3])
 
 
 def test_decoder_classifier_overfits_eight_programs():
     data, tok = _data()
     split = {"train": np.arange(8), "validation": np.arange(8), "test": np.arange(8)}
     model = heads.DecoderClassifier(CONFIG, num_classes=2, pad_id=tok.pad_id)
-    batcher = sequences.SequenceBatcher.for_data(data, batch_size=4, pad_id=tok.pad_id)
-    config = graph_probe.TrainConfig(epochs=40, batch_size=4, learning_rate=3e-3)
-    result = graph_probe.fit(model, data, split, config, batcher=batcher)
+    batcher = batchers.SequenceBatcher.for_data(data, batch_size=4, pad_id=tok.pad_id)
+    config = classifier.TrainConfig(epochs=40, batch_size=4, learning_rate=3e-3)
+    result = classifier.fit(model, data, split, config, batcher=batcher)
     assert (result["test_logits"].argmax(-1) == LABELS).all()
     assert result["test_embeddings"].shape == (8, 32)
 
@@ -66,9 +66,9 @@ def test_pretrained_decoder_goes_in_under_decoder(tmp_path):
     data, tok = _data()
     split = {"train": np.arange(6), "validation": np.arange(6, 8), "test": np.arange(6, 8)}
     model = heads.DecoderClassifier(config, num_classes=2, pad_id=tok.pad_id, pooling="mean")
-    batcher = sequences.SequenceBatcher.for_data(data, batch_size=4, pad_id=tok.pad_id)
-    frozen = graph_probe.TrainConfig(epochs=1, batch_size=4, learning_rate=0.0)
-    result = graph_probe.fit(
+    batcher = batchers.SequenceBatcher.for_data(data, batch_size=4, pad_id=tok.pad_id)
+    frozen = classifier.TrainConfig(epochs=1, batch_size=4, learning_rate=0.0)
+    result = classifier.fit(
         model,
         data,
         split,
@@ -88,8 +88,8 @@ def test_llm_probe_runs_from_gin_on_devmap(raw_dir, tfds_dir, tmp_path, monkeypa
         "BATCH_SIZE = 32",
         "decoder.DecoderConfig.num_layers = 1",
         "decoder.DecoderConfig.embed_dim = 32",
-        "llm_experiment.run_llm_probe.max_folds = 1",
-        f"llm_experiment.run_llm_probe.raw_dir = '{raw_dir}'",
+        "llm_probe.run_llm_probe.max_folds = 1",
+        f"llm_probe.run_llm_probe.raw_dir = '{raw_dir}'",
     ]
     gin_file = str(REPO / "gin/experiments/devmap_amd_decoder_tiny.gin")
     results = main.run([gin_file], bindings, str(tmp_path), [str(REPO)])

@@ -3,7 +3,8 @@
 import pytest
 
 from codeprop.models import gnn, rgcn
-from codeprop.probes import experiment, graph_probe
+from codeprop.probes import graph_probe
+from codeprop.train import classifier
 
 
 @pytest.mark.slow
@@ -19,11 +20,11 @@ def test_devmap_ten_fold(
     raw_dir, tfds_dir, tmp_path, monkeypatch, benchmark, epochs, aux, at_least
 ):
     monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
-    results = experiment.run_graph_probe(
+    results = graph_probe.run_graph_probe(
         workdir=tmp_path,
         benchmark=benchmark,
         model=gnn.GCNConfig(hidden_dim=32, embed_dim=36),
-        train=graph_probe.TrainConfig(epochs=epochs, batch_size=64, learning_rate=0.01),
+        train=classifier.TrainConfig(epochs=epochs, batch_size=64, learning_rate=0.01),
         aux_inputs=aux,
         raw_dir=str(raw_dir),
     )
@@ -45,11 +46,11 @@ def test_devmap_programl_ten_fold(
     raw_dir, tfds_dir, tmp_path, monkeypatch, benchmark, node_texts, at_least
 ):
     monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
-    results = experiment.run_graph_probe(
+    results = graph_probe.run_graph_probe(
         workdir=tmp_path,
         benchmark=benchmark,
         model=rgcn.RGCNConfig(hidden_dim=32, embed_dim=64, num_layers=1),
-        train=graph_probe.TrainConfig(epochs=100, batch_size=64, learning_rate=0.01),
+        train=classifier.TrainConfig(epochs=100, batch_size=64, learning_rate=0.01),
         representation="programl",
         aux_inputs=True,
         node_texts=node_texts,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from codeprop.models import decoder
-from codeprop.train import optimizers, partitioning, pretrain
+from codeprop.train import checkpointing, optimizers, partitioning, pretrain
 
 from conftest import REPO
 
@@ -29,7 +29,7 @@ def _train(workdir, data=DATA, **changes):
 
 
 def _params(workdir):
-    step, params = pretrain.load_params(workdir)
+    step, params = checkpointing.load_params(workdir)
     return step, jax.tree.leaves(params)
 
 
@@ -215,13 +215,13 @@ def test_the_sharded_step_equals_the_single_device_step():
 
 def test_load_params_restores_the_decoder_for_generation(tmp_path):
     _train(tmp_path, steps=2)
-    step, params = pretrain.load_params(tmp_path)
+    step, params = checkpointing.load_params(tmp_path)
     assert step == 2
     logits = decoder.Decoder(MODEL).apply({"params": params}, jnp.zeros((1, 5), jnp.int32))
     assert logits.shape == (1, 5, 128) and bool(jnp.isfinite(logits).all())
     shutil.rmtree(tmp_path / "checkpoints")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        pretrain.load_params(tmp_path)
+        checkpointing.load_params(tmp_path)
 
 
 def test_context_extension_starts_from_the_shorter_runs_parameters(tmp_path):
@@ -296,7 +296,8 @@ def test_two_processes_compute_the_loss_of_one(tmp_path):
 
 
 def test_seqio_batches_are_deterministic_and_skip_exactly(tmp_path):
-    from codeprop.data import corpus, tokenization
+    from codeprop.corpus import pipeline
+    from codeprop.tokens import tokenization
 
     from conftest import SMALL_C_PROGRAMS
 
@@ -307,7 +308,7 @@ def test_seqio_batches_are_deterministic_and_skip_exactly(tmp_path):
     repo.mkdir()
     for i, text in enumerate(SMALL_C_PROGRAMS * 4):
         (repo / f"p{i}.c").write_text(f"// file {i}\n" + text * (1 + i % 3))
-    corpus.run([str(repo)], tmp_path / "corpus", corpus.CorpusConfig(quality_filter=False))
+    pipeline.run([str(repo)], tmp_path / "corpus", pipeline.CorpusConfig(quality_filter=False))
     data = functools.partial(
         pretrain.seqio_batches,
         corpus_dir=str(tmp_path / "corpus"),

@@ -4,8 +4,8 @@ import pytest
 
 from codeprop.graphs import ast, batching
 from codeprop.models import gnn
-from codeprop.probes import experiment, graph_probe
-from codeprop.train import steps
+from codeprop.probes import graph_probe
+from codeprop.train import batchers, classifier, steps
 
 from conftest import SMALL_C_PROGRAMS
 
@@ -16,12 +16,12 @@ def _setup():
     cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=6, dropout_rate=0.2)
     raw = [ast.ast_graph(p, "c") for p in PROGRAMS]
     vocab = ast.NodeTypeVocab.build(raw, "c")
-    graphs = [experiment.model_inputs(vocab.encode(g, vocab.table("c")), cfg) for g in raw]
-    data = graph_probe.Examples.one_graph_per_row(graphs, np.array([0, 1, 0, 1, 1, 0]))
+    graphs = [graph_probe.model_inputs(vocab.encode(g, vocab.table("c")), cfg) for g in raw]
+    data = batchers.Examples.one_input_per_row(graphs, np.array([0, 1, 0, 1, 1, 0]))
     budget = batching.estimate_budget(graphs, batch_size=2)
-    num_rows = graph_probe.row_budget(data, budget)
-    batches = [b for b, _ in graph_probe.batches(data, np.arange(6), budget, num_rows)]
-    model = experiment.make_model(cfg, graphs, len(vocab), 2)
+    num_rows = batchers.row_budget(data, budget)
+    batches = [b for b, _ in batchers.batches(data, np.arange(6), budget, num_rows)]
+    model = graph_probe.make_model(cfg, graphs, len(vocab), 2)
     state = steps.create_train_state(model, batches[0], 3, steps.adamw(0.01))
     return state, batches, data, budget, num_rows
 
@@ -49,8 +49,8 @@ def test_train_epoch_does_not_depend_on_steps_per_call():
     state, _, data, budget, num_rows = _setup()
     order = np.array([4, 1, 5, 0, 3, 2])
     results = [
-        graph_probe.train_epoch(
-            state, graph_probe.GraphBatcher(data, budget, num_rows), order, per_call
+        classifier.train_epoch(
+            state, batchers.GraphBatcher(data, budget, num_rows), order, per_call
         )
         for per_call in (1, 2, 4)
     ]
@@ -65,11 +65,11 @@ def test_train_epoch_does_not_depend_on_steps_per_call():
 def test_plan_matches_pack():
     _, _, data, budget, _ = _setup()
     order = [5, 2, 0, 3, 1, 4]
-    planned = batching.plan(data.graphs, budget, order)
-    packed = [idx for _, idx in batching.pack(data.graphs, budget, order)]
+    planned = batching.plan(data.inputs, budget, order)
+    packed = [idx for _, idx in batching.pack(data.inputs, budget, order)]
     assert [p.tolist() for p in planned] == [p.tolist() for p in packed]
     assert np.concatenate(planned).tolist() == order
-    assert graph_probe.num_batches(data, np.array(order), budget) == len(planned)
+    assert batchers.num_batches(data, np.array(order), budget) == len(planned)
 
 
 def test_cosine_schedule_warms_up_and_decays_to_zero():

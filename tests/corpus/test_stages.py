@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from codeprop.data import dedup, filters, quality
+from codeprop.corpus import dedup, filters, quality
 
 GOOD_PY = '''import os
 import numpy as np

@@ -1,12 +1,12 @@
 """seqio Tasks and Mixtures of the pretraining corpus, with fill-in-the-middle and packing.
 
-`register_corpus` registers, for a corpus directory written by `codeprop.data.corpus`
+`register_corpus` registers, for a corpus directory written by `codeprop.corpus.pipeline`
 (``kept.jsonl``) and a code tokenizer (``*.model``), one Task per language
 (``<name>_<language>``) and a Mixture ``<name>`` over them weighted by each language's
 tokens after filtering (the corpus report). Each Task reads the kept documents (split by
 a hash of their id: 1 in ``validation_every`` to ``validation``), applies `fim` (seeded:
 a document-level character split into prefix / middle / suffix at rate ``fim_rate``,
-arranged PSM or SPM — see `codeprop.data.fim`) and ends each document with
+arranged PSM or SPM — see `codeprop.tokens.fim`) and ends each document with
 ``<|endoftext|>``. `packed_dataset` packs the examples with seqio's `LMFeatureConverter`
 into ``decoder_target_tokens``, ``decoder_input_tokens``, ``decoder_loss_weights``,
 ``decoder_segment_ids`` and ``decoder_positions`` of a fixed length (2048, or 8192 for the
@@ -24,8 +24,8 @@ from pathlib import Path
 import seqio
 import tensorflow as tf
 
-from codeprop.data import fim as fim_lib
-from codeprop.data import tokenization
+from codeprop.tokens import fim as fim_lib
+from codeprop.tokens import tokenization
 
 SEQUENCE_LENGTHS = (2048, 8192)
 
@@ -60,7 +60,7 @@ def kept_documents(
     """The kept documents of one language and split as a dataset of ``{"text", "id"}``."""
     path = Path(corpus_dir) / "kept.jsonl"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: not found (run python -m codeprop.data.corpus first)")
+        raise FileNotFoundError(f"{path}: not found (run python -m codeprop.corpus first)")
 
     def generate():
         with open(path, encoding="utf-8") as f:

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from codeprop.data import corpus, corpus_beam, quality_model
+from codeprop.corpus import beam, pipeline, quality_model
 
 OPS = [("add", "+"), ("sub", "-"), ("mul", "*"), ("max_of", "max"), ("min_of", "min")]
 NOUNS = ["values", "items", "counts", "prices", "scores", "sizes", "weights", "lengths"]
@@ -82,17 +82,17 @@ def test_learned_quality_stage_in_process_and_on_beam(scorer, tmp_path):
         good = _good(name, op, NOUNS[6 + i % 2])
         (repo / f"good{i}.py").write_text(good)
         (repo / f"bad{i}.py").write_text(_bad(good, rng))
-    config = corpus.CorpusConfig(
-        quality_filter=False, learned_quality=corpus.LearnedQualityConfig(str(scorer), 2.5)
+    config = pipeline.CorpusConfig(
+        quality_filter=False, learned_quality=pipeline.LearnedQualityConfig(str(scorer), 2.5)
     )
-    local = corpus.run([str(repo)], tmp_path / "local", config)
+    local = pipeline.run([str(repo)], tmp_path / "local", config)
     kept = [
         json.loads(x)["path"] for x in (tmp_path / "local" / "kept.jsonl").read_text().splitlines()
     ]
     assert kept and all("/good" in k for k in kept)
     stage = local["stages"]["learned_quality"]["total"]
     assert stage["dropped"]["learned_quality_below_threshold"]["docs"] >= 4
-    corpus_beam.run_beam([str(repo)], tmp_path / "beam", config)
+    beam.run_beam([str(repo)], tmp_path / "beam", config)
     for name in ("kept.jsonl", "dropped.jsonl"):
         beam_lines = sorted((tmp_path / "beam" / name).read_text().splitlines())
         assert beam_lines == sorted((tmp_path / "local" / name).read_text().splitlines())

@@ -2,10 +2,10 @@
 code runs on Dataflow, Flink or Spark with their pipeline options).
 
 The per-document stages (read, language, rules, quality) are the functions of
-`codeprop.data.corpus`; the corpus-wide ones are Beam aggregations with the same result as
+`codeprop.corpus.pipeline`; the corpus-wide ones are Beam aggregations with the same result as
 the in-process path: language volumes are a `CombinePerKey`, exact duplicates a
 `GroupByKey` on the MD5, and near duplicates group documents by LSH band keys
-(`codeprop.data.dedup.band_keys`), confirm each bucket's pairs (`bucket_edges`) and join
+(`codeprop.corpus.dedup.band_keys`), confirm each bucket's pairs (`bucket_edges`) and join
 the confirmed pairs into clusters with a union-find over the (few) edges, broadcast as a
 side input. Within a group the document first in input order (source, then position) is
 kept, as in-process. It writes the same ``kept.jsonl``, ``dropped.jsonl`` (their lines in
@@ -26,8 +26,8 @@ import time
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from codeprop.data import accounting, corpus, dedup, filters, sources
-from codeprop.data import perplexity as perplexity_lib
+from codeprop.corpus import accounting, dedup, filters, pipeline, sources
+from codeprop.corpus import perplexity as perplexity_lib
 
 
 @dataclasses.dataclass
@@ -60,7 +60,7 @@ class _Stage(beam.DoFn):
             yield item
         else:
             yield beam.pvalue.TaggedOutput(
-                "dropped", corpus.dropped_record(item.doc, self.name, reason)
+                "dropped", pipeline.dropped_record(item.doc, self.name, reason)
             )
 
 
@@ -99,7 +99,7 @@ class _Duplicates(beam.PTransform):
         )
         stage, reason = self.stage, self.reason
         dropped = outputs.dup | "record" >> beam.Map(
-            lambda d: corpus.dropped_record(d[0].doc, stage, reason, d[1])
+            lambda d: pipeline.dropped_record(d[0].doc, stage, reason, d[1])
         )
         counts = (
             (
@@ -143,19 +143,19 @@ def _bucket_edges(group, threshold):
 def run_beam(
     source_specs: list[str],
     out_dir: str | os.PathLike,
-    config: corpus.CorpusConfig | None = None,
+    config: pipeline.CorpusConfig | None = None,
     beam_options: list[str] | None = None,
 ) -> dict:
     """Runs the corpus pipeline on Beam; writes kept.jsonl, dropped.jsonl and report.json.
 
     Args:
-      source_specs: as for `codeprop.data.corpus.run` (read by the workers).
+      source_specs: as for `codeprop.corpus.pipeline.run` (read by the workers).
       out_dir: output directory (on a cluster, a path all workers can write).
       config: the stages' settings (default `CorpusConfig()`).
       beam_options: Beam pipeline flags, e.g. ``["--runner=DataflowRunner", ...]``;
         default ``["--runner=DirectRunner"]``.
     """
-    config = config or corpus.CorpusConfig()
+    config = config or pipeline.CorpusConfig()
     start = time.perf_counter()
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +176,9 @@ def run_beam(
             return result[0]
 
         docs = collect(_stage(docs, "read", lambda it: it.doc.error))
-        docs = collect(_stage(docs, "language", lambda it: corpus.language_reason(it.doc, wanted)))
+        docs = collect(
+            _stage(docs, "language", lambda it: pipeline.language_reason(it.doc, wanted))
+        )
         volume = (
             docs
             | "volume_key" >> beam.Map(lambda it: (it.doc.language, it.doc.size))
@@ -186,7 +188,7 @@ def run_beam(
             _stage(
                 docs,
                 "language_volume",
-                lambda it, v: corpus.volume_reason(it.doc, v, config.min_language_bytes),
+                lambda it, v: pipeline.volume_reason(it.doc, v, config.min_language_bytes),
                 beam.pvalue.AsDict(volume),
             )
         )
@@ -229,7 +231,7 @@ def run_beam(
             docs
             | "kept_json"
             >> beam.Map(
-                lambda it: json.dumps(corpus.kept_record(it.doc, it.score), ensure_ascii=False)
+                lambda it: json.dumps(pipeline.kept_record(it.doc, it.score), ensure_ascii=False)
             )
             | "write_kept"
             >> beam.io.WriteToText(
@@ -281,7 +283,7 @@ class _Scored(_Doc):
 
 
 def _scored(item, config):
-    reason, score = corpus.quality_decision(item.doc, config)
+    reason, score = pipeline.quality_decision(item.doc, config)
     return _Scored(item.order, item.doc, score, reason)
 
 
@@ -295,7 +297,7 @@ class _NearStage(beam.DoFn):
         if reason is None:
             yield item
         else:
-            record = corpus.dropped_record(item.doc, "near_dedup", reason, root_id)
+            record = pipeline.dropped_record(item.doc, "near_dedup", reason, root_id)
             yield beam.pvalue.TaggedOutput("dropped", record)
 
 
@@ -307,7 +309,7 @@ class _LearnedQuality(beam.DoFn):
         self.path = path
 
     def setup(self):
-        from codeprop.data import quality_model
+        from codeprop.corpus import quality_model
 
         self.scorer = quality_model.QualityScorer.load(self.path)
 
@@ -396,7 +398,7 @@ def _report(source_specs, out, config, start) -> dict:
         before[language]["bytes"] += entry["in"]["bytes"]
     described = [{"source": spec} for spec in source_specs]
     seconds = {"total": round(time.perf_counter() - start, 3)}
-    report = corpus.make_report(described, config, ledger, dict(before), after, seconds)
+    report = pipeline.make_report(described, config, ledger, dict(before), after, seconds)
     report["runner"] = "beam"
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

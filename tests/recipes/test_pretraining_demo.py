@@ -6,15 +6,16 @@ import jax
 import numpy as np
 
 from codeprop.checkpoints import hf
-from codeprop.train import demo, pretrain
+from codeprop.recipes import pretraining_demo
+from codeprop.train import checkpointing
 
 
 def test_demo_runs_every_stage_and_its_checkpoint_loads(tmp_path):
-    config = demo.DemoConfig(
+    config = pretraining_demo.DemoConfig(
         max_files_per_root=15, vocab_size=1024, steps=6, batch_size=2, seq_len=64,
         warmup_steps=2, eval_every=3, max_new_tokens=8,
     )  # fmt: skip
-    report = demo.run(tmp_path, config)
+    report = pretraining_demo.run(tmp_path, config)
     assert report["corpus"]["documents"] == report["corpus"]["kept"] + report["corpus"]["dropped"]
     assert report["tokenizer"]["vocab_size"] == 1024
     training = report["training"]
@@ -27,7 +28,7 @@ def test_demo_runs_every_stage_and_its_checkpoint_loads(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["checkpoint_step"] == 6
     # The exported Hugging Face checkpoint holds the trained parameters exactly.
     config_hf, params_hf = hf.load(tmp_path / "hf")
-    _, params = pretrain.load_params(tmp_path / "run")
+    _, params = checkpointing.load_params(tmp_path / "run")
     assert config_hf.vocab_size == 1024 and config_hf.num_layers == 4
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(params_hf)):
         np.testing.assert_array_equal(a, b)

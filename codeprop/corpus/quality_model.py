@@ -22,10 +22,10 @@ import numpy as np
 from flax import traverse_util
 from safetensors.numpy import load_file, save_file
 
-from codeprop.data import tokenization
 from codeprop.models import decoder as decoder_lib
 from codeprop.models import heads
-from codeprop.probes import graph_probe, sequences
+from codeprop.tokens import tokenization
+from codeprop.train import batchers, classifier
 
 NUM_SCORES = 6
 RUBRIC = """You are reviewing source files for the training data of a code language model.
@@ -80,7 +80,7 @@ class ScorerConfig:
 
     Attributes:
       decoder: the decoder (default: a 2-layer, 64-wide byte-level model).
-      tokenizer: `codeprop.data.tokenization.load` spec.
+      tokenizer: `codeprop.tokens.tokenization.load` spec.
       max_tokens: tokens read per file (its beginning).
       epochs, batch_size, learning_rate, seed: the probe loop's settings.
     """
@@ -155,7 +155,7 @@ def train(
         np.asarray(tokenizer.encode(c)[: config.max_tokens] or [tokenizer.pad_id], np.int32)
         for c in codes
     ]
-    data = graph_probe.Examples.one_graph_per_row(seqs, np.asarray(scores, np.int32))
+    data = batchers.Examples.one_input_per_row(seqs, np.asarray(scores, np.int32))
     rows = np.arange(len(codes))
     held = rows[::10] if len(rows) >= 20 else rows
     split = {
@@ -166,18 +166,10 @@ def train(
     model = heads.DecoderClassifier(
         config.decoder, NUM_SCORES, pad_id=tokenizer.pad_id, pooling="mean"
     )
-    batcher = sequences.SequenceBatcher.for_data(data, config.batch_size, tokenizer.pad_id)
-    settings = graph_probe.TrainConfig(
+    batcher = batchers.SequenceBatcher.for_data(data, config.batch_size, tokenizer.pad_id)
+    settings = classifier.TrainConfig(
         epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
         seed=config.seed, schedule="cosine",
     )  # fmt: skip
-    result = graph_probe.fit(model, data, split, settings, batcher=batcher)
+    result = classifier.fit(model, data, split, settings, batcher=batcher)
     return QualityScorer(config, result["params"])
-
-
-if __name__ == "__main__":
-    import sys
-
-    from codeprop import main
-
-    sys.exit(main.quality_model_main())

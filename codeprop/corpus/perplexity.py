@@ -27,7 +27,7 @@ class PerplexityConfig:
 
     Attributes:
       checkpoint: a Hugging Face checkpoint directory (`codeprop.checkpoints.hf.load`).
-      tokenizer: its tokenizer (`codeprop.data.tokenization.load` spec).
+      tokenizer: its tokenizer (`codeprop.tokens.tokenization.load` spec).
       percentile: documents above this percentile of perplexity are dropped.
       max_tokens: tokens scored per document (its beginning).
       batch_size: documents per forward pass.
@@ -91,7 +91,7 @@ class Scorer:
 
     def __init__(self, config: PerplexityConfig):
         from codeprop.checkpoints import hf
-        from codeprop.data import tokenization
+        from codeprop.tokens import tokenization
 
         self.settings = config
         self.config, self.params = hf.load(config.checkpoint)

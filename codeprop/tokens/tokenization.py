@@ -254,9 +254,48 @@ def read_kept(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
             yield record["language"], record["content"]
 
 
-if __name__ == "__main__":
-    import sys
+def train_code_tokenizer(
+    corpus: str | os.PathLike, out: str | os.PathLike, vocab_size: int, holdout_every: int = 10
+) -> dict:
+    """Trains the SentencePiece code tokenizer on a corpus and measures its compression.
 
-    from codeprop import main
+    Every `holdout_every`-th document of ``kept.jsonl`` is held out; the tokenizer trains
+    on the rest, and its characters per token on the held-out documents are compared with
+    GPT-2's per language.
 
-    sys.exit(main.tokenizer_main())
+    Writes:
+      ``out/code.model`` (the tokenizer) and ``out/compression.json`` (the returned report).
+
+    Returns:
+      ``corpus``, ``vocab_size``, ``train_documents``, ``held_out_documents`` and
+      ``chars_per_token`` (the `compression_table` rows, columns ``codeprop`` and ``gpt2``).
+    """
+    import json
+    import pathlib
+
+    documents = list(read_kept(corpus))
+    train = [text for i, (_, text) in enumerate(documents) if i % holdout_every]
+    held_out = [doc for i, doc in enumerate(documents) if i % holdout_every == 0]
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "code.model").write_bytes(train_sentencepiece(train, vocab_size))
+    ours = SentencePieceTokenizer(out / "code.model")
+    report = {
+        "corpus": str(corpus),
+        "vocab_size": ours.vocab_size,
+        "train_documents": len(train),
+        "held_out_documents": len(held_out),
+        "chars_per_token": compression_table(held_out, {"codeprop": ours, "gpt2": gpt2()}),
+    }
+    (out / "compression.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def compression_lines(report: dict) -> list[str]:
+    """The compression table of `train_code_tokenizer`'s report, as terminal lines."""
+    lines = [f"{'language':14s} {'docs':>6s} {'codeprop':>9s} {'gpt2':>9s}  (characters per token)"]
+    for row in report["chars_per_token"]:
+        lines.append(
+            f"{row['language']:14s} {row['documents']:6d} {row['codeprop']:9.2f} {row['gpt2']:9.2f}"
+        )
+    return lines

@@ -5,7 +5,9 @@ import pytest
 import seqio
 import tensorflow as tf
 
-from codeprop.data import corpus, tasks, tokenization
+from codeprop.corpus import pipeline
+from codeprop.tokens import tokenization
+from codeprop.train import input_pipeline
 
 from conftest import SMALL_C_PROGRAMS
 
@@ -20,9 +22,9 @@ def setup(tmp_path_factory):
     repo.mkdir()
     for i, text in enumerate(TEXTS):
         (repo / f"p{i}.c").write_text(text)
-    config = corpus.CorpusConfig(quality_filter=False)
-    corpus.run([str(repo)], root / "corpus", config)
-    vocab = tasks.CodeVocabulary(root / "model")
+    config = pipeline.CorpusConfig(quality_filter=False)
+    pipeline.run([str(repo)], root / "corpus", config)
+    vocab = input_pipeline.CodeVocabulary(root / "model")
     return root, vocab
 
 
@@ -32,7 +34,7 @@ def _fim(vocab, fim_rate, spm_rate, seed=0):
     )
     features = {"targets": seqio.Feature(vocab, add_eos=True, dtype=tf.int32)}
     with seqio.utils.map_seed_manager(seed):
-        out = tasks.fim(ds, output_features=features, fim_rate=fim_rate, spm_rate=spm_rate)
+        out = input_pipeline.fim(ds, output_features=features, fim_rate=fim_rate, spm_rate=spm_rate)
     return [x["targets"].tolist() for x in out.as_numpy_iterator()]
 
 
@@ -75,7 +77,9 @@ def test_fim_rate_within_tolerance(setup):
     s = vocab.sentinels()
     with seqio.utils.map_seed_manager(7):
         out = list(
-            tasks.fim(ds, output_features=features, fim_rate=0.3, spm_rate=0.5).as_numpy_iterator()
+            input_pipeline.fim(
+                ds, output_features=features, fim_rate=0.3, spm_rate=0.5
+            ).as_numpy_iterator()
         )
     fim = [x["targets"] for x in out if x["targets"][0] == s.prefix]
     assert abs(len(fim) / 400 - 0.3) < 0.07
@@ -83,14 +87,16 @@ def test_fim_rate_within_tolerance(setup):
     assert abs(spm / len(fim) - 0.5) < 0.15
 
 
-@pytest.mark.parametrize("length", tasks.SEQUENCE_LENGTHS)
+@pytest.mark.parametrize("length", input_pipeline.SEQUENCE_LENGTHS)
 def test_mixture_packs_into_decoder_features(setup, length):
     root, vocab = setup
-    mixture = tasks.register_corpus(
+    mixture = input_pipeline.register_corpus(
         "codeprop_test", root / "corpus", root / "model", validation_every=1000
     )
     assert [t.name for t in mixture.tasks] == ["codeprop_test_c"]
-    batch = list(tasks.packed_dataset("codeprop_test", length, shuffle=False).as_numpy_iterator())
+    batch = list(
+        input_pipeline.packed_dataset("codeprop_test", length, shuffle=False).as_numpy_iterator()
+    )
     kept = len((root / "corpus" / "kept.jsonl").read_text().splitlines())
     assert kept >= 3 and len(batch) == 1  # the short programs fit in one row
     row = batch[0]

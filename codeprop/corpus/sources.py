@@ -2,7 +2,7 @@
 
 Every input becomes a `Document` — also the ones that cannot be read (binary files, bad
 JSON lines), which carry ``error`` so that the pipeline drops them with a reason instead of
-losing them. Source specs (the ``--source`` values of ``python -m codeprop.data.corpus``):
+losing them. Source specs (the ``--source`` values of ``python -m codeprop.corpus``):
 
 - a directory (read recursively) or a glob: one document per file, language from the
   file extension (`LANGUAGES`); files with an unknown extension are documents with

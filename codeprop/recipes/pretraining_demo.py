@@ -1,15 +1,15 @@
 """The pretraining demo: the whole CodeShell recipe, small, on the default corpus, on CPU.
 
-    python -m codeprop.train.demo --workdir workdir/pretrain_demo
+    python -m codeprop.main pretrain_demo --workdir workdir/pretrain_demo
 
-1. the corpus pipeline (`codeprop.data.corpus.run`) on the default corpus (Python standard
+1. the corpus pipeline (`codeprop.corpus.pipeline.run`) on the default corpus (Python standard
    library, installed packages' sources, C headers) -> ``corpus/``;
 2. a SentencePiece code tokenizer trained on the kept documents -> ``tokenizer/code.model``;
 3. `pretrain.train` of the tiny CodeShell on the seqio mixture (fill-in-the-middle, packed)
    -> ``run/`` (checkpoints, TensorBoard events, ``loss_curve.png``, ``history.jsonl``);
 4. the newest checkpoint loaded for generation (a completion of a Python prompt) and
    exported as a CodeShell-layout Hugging Face checkpoint -> ``hf/``, which the LLM probes
-   take (``llm_experiment.run_llm_probe.checkpoint`` with the tokenizer's ``code.model``);
+   take (``llm_probe.run_llm_probe.checkpoint`` with the tokenizer's ``code.model``);
 5. ``report.json`` and ``report.md``: corpus and tokenizer figures, first and last loss,
    validation perplexity, tokens/s, the generated text.
 """
@@ -20,7 +20,6 @@ import dataclasses
 import functools
 import json
 import pathlib
-import sys
 import time
 
 from absl import logging
@@ -49,9 +48,10 @@ class DemoConfig:
 def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
     """Runs the five stages into ``workdir``; returns the report."""
     from codeprop.checkpoints import hf
-    from codeprop.data import corpus, tokenization
+    from codeprop.corpus import pipeline
     from codeprop.models import decoder, generation
-    from codeprop.train import optimizers, pretrain
+    from codeprop.tokens import tokenization
+    from codeprop.train import checkpointing, optimizers, pretrain
 
     root = pathlib.Path(workdir)
     root.mkdir(parents=True, exist_ok=True)
@@ -59,10 +59,10 @@ def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
     seconds = {}
 
     logging.info("corpus pipeline on the default corpus")
-    corpus_report = corpus.run(
+    corpus_report = pipeline.run(
         ["default"],
         root / "corpus",
-        corpus.CorpusConfig(max_files_per_root=config.max_files_per_root),
+        pipeline.CorpusConfig(max_files_per_root=config.max_files_per_root),
     )
     seconds["corpus"] = time.perf_counter() - start
 
@@ -100,7 +100,7 @@ def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
     )
     seconds["pretraining"] = time.perf_counter() - start - sum(seconds.values())
 
-    step, params = pretrain.load_params(root / "run")
+    step, params = checkpointing.load_params(root / "run")
     prompt = tokenizer.encode(config.prompt)
     sampling = generation.SamplingConfig(
         max_new_tokens=config.max_new_tokens,
@@ -168,9 +168,3 @@ def markdown(report: dict) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    from codeprop import main
-
-    sys.exit(main.pretrain_demo_main())

@@ -191,11 +191,24 @@ def jaccard(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def bucket_edges(members: list[tuple[int, np.ndarray]], threshold: float) -> list[tuple[int, int]]:
-    """Confirmed pairs of one LSH bucket: its first member (in input order) with each other
-    member whose estimated Jaccard similarity reaches the threshold (linear per bucket)."""
+    """Every verified pair of one LSH bucket: all pairs of its members whose estimated
+    Jaccard similarity reaches the threshold, as (earlier, later) in input order.
+
+    All pairs, not only the first member's: in a bucket {a, b, c} where b and c are near
+    duplicates of each other but not of a, checking against a alone would miss them.
+    Quadratic in a bucket's size, one vectorised comparison per member; LSH buckets of
+    distinct documents are small.
+    """
+    if len(members) < 2:
+        return []
     members = sorted(members, key=lambda m: m[0])
-    first, signature_0 = members[0]
-    return [(first, i) for i, sig in members[1:] if jaccard(signature_0, sig) >= threshold]
+    ids = [i for i, _ in members]
+    signatures = np.stack([sig for _, sig in members])  # [M, P]
+    edges = []
+    for a in range(len(members) - 1):
+        similar = (signatures[a + 1 :] == signatures[a]).mean(axis=1) >= threshold  # [M-a-1]
+        edges.extend((ids[a], ids[a + 1 + b]) for b in np.flatnonzero(similar))
+    return edges
 
 
 def near_duplicates(

@@ -3,10 +3,10 @@
 import gzip
 import json
 
-from test_corpus_stages import GOOD_PY
+from test_stages import GOOD_PY
 
 from codeprop import main
-from codeprop.data import corpus, sources
+from codeprop.corpus import pipeline, sources
 
 
 def _tree(tmp_path):
@@ -49,7 +49,7 @@ def _jsonl(path):
 
 def test_every_document_is_kept_or_dropped_once_with_a_reason(tmp_path):
     repo, dump = _tree(tmp_path)
-    report = corpus.run([str(repo), str(dump)], tmp_path / "out")
+    report = pipeline.run([str(repo), str(dump)], tmp_path / "out")
     kept, dropped = (_jsonl(tmp_path / "out" / name) for name in ("kept.jsonl", "dropped.jsonl"))
     ids = [r["id"] for r in kept] + [r["id"] for r in dropped]
     assert len(ids) == len(set(ids)) == report["totals"]["documents"] == 12
@@ -74,7 +74,7 @@ def test_every_document_is_kept_or_dropped_once_with_a_reason(tmp_path):
     assert all(0.5 <= r["quality_score"] <= 1 and r["content"] for r in kept)
     # Accounting: each stage's input is the previous stage's kept documents.
     stages = report["stages"]
-    for a, b in zip(corpus.STAGES, corpus.STAGES[1:]):
+    for a, b in zip(pipeline.STAGES, pipeline.STAGES[1:]):
         assert stages[b]["total"]["in"] == stages[a]["total"]["kept"]
     assert stages["read"]["total"]["in"]["docs"] == 12
     assert stages["near_dedup"]["languages"]["python"]["dropped"]["near_duplicate"]["docs"] == 2
@@ -85,11 +85,13 @@ def test_every_document_is_kept_or_dropped_once_with_a_reason(tmp_path):
 
 def test_language_selection_and_volume_threshold(tmp_path):
     repo, _ = _tree(tmp_path)
-    report = corpus.run([str(repo)], tmp_path / "out", corpus.CorpusConfig(min_language_bytes=500))
+    report = pipeline.run(
+        [str(repo)], tmp_path / "out", pipeline.CorpusConfig(min_language_bytes=500)
+    )
     dropped = report["stages"]["language_volume"]["languages"]
     assert dropped["c"]["dropped"]["language_below_min_bytes"]["docs"] == 1  # lib.c: ~200 bytes
     assert "python" not in dropped or not dropped["python"]["dropped"]
-    only_c = corpus.run([str(repo)], tmp_path / "c", corpus.CorpusConfig(languages=("c",)))
+    only_c = pipeline.run([str(repo)], tmp_path / "c", pipeline.CorpusConfig(languages=("c",)))
     assert only_c["stages"]["language"]["total"]["dropped"]["language_not_selected"]["docs"] == 4
 
 
@@ -129,13 +131,13 @@ def test_bad_inputs_are_counted_drops_and_the_run_is_deterministic(tmp_path):
     (repo / "minified.js").write_text("var a=1;" * 400_000)  # 3.2 MB on one line
     (repo / "bytes.c").write_bytes(bytes(range(256)) * 10)
     (repo / "ok.c").write_text("int main(void) { return 0; }\n")
-    first = corpus.run([str(repo)], tmp_path / "a")
+    first = pipeline.run([str(repo)], tmp_path / "a")
     reasons = {
         r["path"].rsplit("/", 1)[1]: r["reason"] for r in _jsonl(tmp_path / "a" / "dropped.jsonl")
     }
     assert reasons["empty.py"] == "empty" and reasons["minified.js"] == "too_large"
     assert reasons["bytes.c"] == "binary (NUL bytes)"
     assert first["totals"]["documents"] == 4
-    corpus.run([str(repo)], tmp_path / "b")
+    pipeline.run([str(repo)], tmp_path / "b")
     for name in ("kept.jsonl", "dropped.jsonl"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()

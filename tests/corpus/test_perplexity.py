@@ -9,8 +9,9 @@ import optax
 import pytest
 
 from codeprop.checkpoints import hf
-from codeprop.data import corpus, corpus_beam, perplexity, tokenization
+from codeprop.corpus import beam, perplexity, pipeline
 from codeprop.models import decoder
+from codeprop.tokens import tokenization
 
 from conftest import SMALL_C_PROGRAMS
 
@@ -71,8 +72,8 @@ def test_perplexity_stage_in_process_and_on_beam(c_model, tmp_path):
         lines = [" ".join(words[j : j + 6]) for j in range(0, 48, 6)]
         (repo / f"q{i}.c").write_text("".join(f"int {line};\n" for line in lines))
     settings = perplexity.PerplexityConfig(str(c_model), percentile=75.0)
-    config = corpus.CorpusConfig(quality_filter=False, perplexity=settings)
-    local = corpus.run([str(repo)], tmp_path / "local", config)
+    config = pipeline.CorpusConfig(quality_filter=False, perplexity=settings)
+    local = pipeline.run([str(repo)], tmp_path / "local", config)
     dropped = local["stages"]["perplexity"]["total"]["dropped"]
     assert (
         list(dropped) == ["perplexity_above_p75"] and dropped["perplexity_above_p75"]["docs"] >= 2
@@ -82,7 +83,7 @@ def test_perplexity_stage_in_process_and_on_beam(c_model, tmp_path):
     ]
     by_perplexity = {r["path"].rsplit("/", 1)[1] for r in records if r["stage"] == "perplexity"}
     assert {"q0.c", "q1.c"} <= by_perplexity
-    corpus_beam.run_beam([str(repo)], tmp_path / "beam", config)
+    beam.run_beam([str(repo)], tmp_path / "beam", config)
     for name in ("kept.jsonl", "dropped.jsonl"):
         beam_lines = sorted((tmp_path / "beam" / name).read_text().splitlines())
         assert beam_lines == sorted((tmp_path / "local" / name).read_text().splitlines())

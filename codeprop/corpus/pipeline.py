@@ -1,6 +1,6 @@
 """The pretraining corpus pipeline: sources -> rule filters -> dedup -> quality -> perplexity.
 
-`run` reads every source (`codeprop.data.sources`), then passes the documents through the
+`run` reads every source (`codeprop.corpus.sources`), then passes the documents through the
 stages in `STAGES`; each stage keeps a document or drops it with a reason, and a `Ledger`
 counts documents and bytes per stage, language and reason. It writes to ``out_dir``:
 
@@ -12,7 +12,7 @@ counts documents and bytes per stage, language and reason. It writes to ``out_di
 
 Every input document is in exactly one of the two JSONL files (checked before writing).
 
-    python -m codeprop.data.corpus --source default --source my_repo/ --out corpus/
+    python -m codeprop.corpus --source default --source my_repo/ --out corpus/
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import os
 import pathlib
 import time
 
-from codeprop.data import accounting, dedup, filters, quality, sources
-from codeprop.data import perplexity as perplexity_lib
+from codeprop.corpus import accounting, dedup, filters, quality, sources
+from codeprop.corpus import perplexity as perplexity_lib
 
 STAGES = (
     "read",
@@ -42,7 +42,7 @@ STAGES = (
 
 @dataclasses.dataclass(frozen=True)
 class LearnedQualityConfig:
-    """A trained `codeprop.data.quality_model.QualityScorer` (its directory) and the
+    """A trained `codeprop.corpus.quality_model.QualityScorer` (its directory) and the
     lowest expected score (0..5) kept."""
 
     path: str
@@ -102,7 +102,7 @@ def learned_quality_reasons(texts: list[str], config: CorpusConfig) -> list[str 
     """The learned-quality stage: drop expected scores below the threshold."""
     if config.learned_quality is None or not texts:
         return [None] * len(texts)
-    from codeprop.data import quality_model
+    from codeprop.corpus import quality_model
 
     scores = quality_model.QualityScorer.load(config.learned_quality.path).score(texts)
     low = scores < config.learned_quality.threshold
@@ -289,11 +289,3 @@ def summary_lines(report: dict) -> list[str]:
             f" {row['tokens_after']:10d} tokens"
         )
     return lines
-
-
-if __name__ == "__main__":
-    import sys
-
-    from codeprop import main
-
-    sys.exit(main.corpus_main())

@@ -5,7 +5,7 @@ import json
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from codeprop.data import fim, tokenization
+from codeprop.tokens import fim, tokenization
 
 from conftest import SMALL_C_PROGRAMS
 
@@ -48,7 +48,7 @@ def test_tokenizer_json_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def code_corpus():
-    from codeprop.data import sources
+    from codeprop.corpus import sources
 
     docs, _ = sources.default_corpus(max_files_per_root=60)
     docs = [d for d in docs if d.content and d.language in ("python", "c")]

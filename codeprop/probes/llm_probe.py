@@ -1,0 +1,167 @@
+"""LLM probes: benchmark -> tokens -> decoder + classification head, under the protocol.
+
+`run_llm_probe` is the gin entry point for the LLM arm of the comparison
+(``gin/runs/llm_probe.gin``, ``gin/experiments/*_decoder_*.gin``). The decoder is either
+trained from scratch from a `DecoderConfig` or starts from a checkpoint
+(`codeprop.checkpoints.hf.load`), and the whole model is fine-tuned with a linear head on
+the pooled final hidden states (`codeprop.models.heads.DecoderClassifier`). Splits,
+training, metrics and the result files (the pooled test embeddings in ``embeddings.npz``)
+are `codeprop.probes.protocol`'s, the same as the graph probes'.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+from absl import logging
+
+from codeprop.checkpoints import hf
+from codeprop.data import benchmarks
+from codeprop.models import decoder as decoder_lib
+from codeprop.models import heads
+from codeprop.probes import protocol as protocol_lib
+from codeprop.tokens import tokenization
+from codeprop.train import batchers, classifier
+
+
+def tokenize_benchmark(bench: benchmarks.Benchmark, tokenizer, max_tokens: int, source_of) -> dict:
+    """Token ids of every distinct source, truncated to the first ``max_tokens``.
+
+    Args:
+      bench: the benchmark.
+      tokenizer: a `codeprop.tokens.tokenization` tokenizer.
+      max_tokens: the most tokens kept of a source (its start).
+      source_of: ``(bench, example) -> source text``.
+
+    Returns:
+      ``sequences`` (int32 arrays), ``input_of`` [num examples] (each example's sequence)
+      and a report: examples, distinct sources, truncated sources, token counts, seconds.
+    """
+    index: dict[str, int] = {}
+    sequences, input_of, full_lengths = [], [], []
+    start = time.perf_counter()
+    for example in bench.examples:
+        text = source_of(bench, example)
+        if text not in index:
+            index[text] = len(sequences)
+            ids = tokenizer.encode(text)
+            if not ids:
+                ids = [tokenizer.pad_id]  # An empty source: one pad token, pooled as is.
+            full_lengths.append(len(ids))
+            sequences.append(np.asarray(ids[:max_tokens], np.int32))
+        input_of.append(index[text])
+    lengths = np.array(full_lengths)
+    report = {
+        "examples": len(input_of),
+        "distinct_sources": len(sequences),
+        "max_tokens": max_tokens,
+        "truncated_sources": int((lengths > max_tokens).sum()),
+        "tokens_mean": round(float(lengths.mean()), 1),
+        "tokens_max": int(lengths.max()),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    return {"sequences": sequences, "input_of": np.array(input_of), "report": report}
+
+
+def run_llm_probe(
+    *,
+    workdir: str | os.PathLike,
+    benchmark: str,
+    train: classifier.TrainConfig,
+    decoder: decoder_lib.DecoderConfig | None = None,
+    checkpoint: str | None = None,
+    tokenizer: str = "bytes",
+    max_tokens: int = 512,
+    pooling: str = "last",
+    protocol: str = "kfold",
+    num_folds: int = 10,
+    split_seed: int = 204,
+    max_folds: int | None = None,
+    aux_inputs: bool = False,
+    source_field: str | None = None,
+    raw_dir: str | None = None,
+) -> dict:
+    """Fine-tunes a decoder with a classification head on a benchmark; writes the results.
+
+    Args:
+      workdir: output directory (created).
+      benchmark: ``devmap/amd``, ``devmap/nvidia`` or ``poj104``.
+      train: optimisation settings (``batch_size`` counts sequences).
+      decoder: the architecture when training from scratch; ignored with a checkpoint.
+      checkpoint: a Hugging Face checkpoint directory to start from, or None.
+      tokenizer: ``'bytes'`` or a tokenizer.json path (a checkpoint's own tokenizer).
+      max_tokens: sources are truncated to their first ``max_tokens`` tokens (counted).
+      pooling: ``'last'`` (last non-pad token, as transformers) or ``'mean'``.
+      protocol, num_folds, split_seed, max_folds, aux_inputs, source_field, raw_dir: as in
+        `codeprop.probes.graph_probe.run_graph_probe`.
+
+    Returns:
+      The results dict also written to ``workdir/results.json``.
+    """
+    if decoder is None and checkpoint is None:
+        raise ValueError("give a decoder config (training from scratch) or a checkpoint")
+    bench = benchmarks.load(benchmark, raw_dir=raw_dir)
+    protocol_lib.check_aux_inputs(bench, aux_inputs)
+    pretrained = None
+    if checkpoint is not None:
+        decoder, pretrained = hf.load(checkpoint)
+    tok = tokenization.load(tokenizer)
+    if tok.vocab_size > decoder.vocab_size:
+        raise ValueError(
+            f"tokenizer {tokenizer!r} has {tok.vocab_size} tokens; the decoder only "
+            f"{decoder.vocab_size}"
+        )
+    if decoder.position_embedding == "learned" and max_tokens > decoder.max_positions:
+        raise ValueError(
+            f"max_tokens {max_tokens} > the decoder's {decoder.max_positions} positions"
+        )
+    built = tokenize_benchmark(
+        bench, tok, max_tokens, lambda b, e: protocol_lib.source_of(b, e, source_field)
+    )
+    logging.info("sequences: %s", built["report"])
+    labels = np.array(bench.labels, np.int32)
+    model = heads.DecoderClassifier(
+        decoder,
+        bench.num_classes,
+        pad_id=tok.pad_id,
+        pooling=pooling,
+        num_aux=2 if aux_inputs else 0,
+    )
+    initial = None
+    if pretrained is not None:
+        initial = lambda params: {**params, "decoder": pretrained}  # noqa: E731
+
+    def fit_fold(split, aux, fit_kwargs):
+        data = batchers.Examples(built["sequences"], built["input_of"], labels, aux)
+        batcher = batchers.SequenceBatcher.for_data(data, train.batch_size, tok.pad_id)
+        result = classifier.fit(
+            model, data, split, train, batcher=batcher, initial_params=initial, **fit_kwargs
+        )
+        return result, {}
+
+    name = f"decoder ({'checkpoint' if checkpoint else 'from scratch'}, {pooling} pooling)"
+    return protocol_lib.run(
+        workdir=workdir,
+        bench=bench,
+        input_of=built["input_of"],
+        fit_fold=fit_fold,
+        train=train,
+        header={
+            "representation": "tokens",
+            "model": name,
+            "settings": {
+                "decoder": dataclasses.asdict(decoder),
+                "checkpoint": checkpoint,
+                "tokenizer": tokenizer,
+            },
+            "data": {"sequences": built["report"]},
+        },
+        protocol=protocol,
+        num_folds=num_folds,
+        split_seed=split_seed,
+        max_folds=max_folds,
+        aux_inputs=aux_inputs,
+    )

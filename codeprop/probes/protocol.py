@@ -1,0 +1,200 @@
+"""The probe protocol, one for every representation: splits, folds, metrics, result files.
+
+A probe (`codeprop.probes.graph_probe`, `codeprop.probes.llm_probe`) turns a benchmark into
+model inputs and says how to train one fold (a `FitFold`); `run` does the rest, the same
+way for graphs and token sequences:
+
+1. the splits of the protocol (`make_splits`: stratified k-fold, 80/10/10 hold-out or
+   POJ-104's per-class 3:1:1), seeded so every representation sees the same folds;
+2. examples without an input (a program that did not compile) left out of every split and
+   counted per fold (``test_without_input``);
+3. the auxiliary inputs (devmap's log transfer and work-group size, standardised on each
+   training fold) when asked for;
+4. per fold: training through `codeprop.train.classifier.fit`, a progress line or two
+   (`codeprop.train.progress`), TensorBoard scalars under ``metrics/``, and the fold's
+   record (`fold_record`: sizes, selected epoch, test metrics, devmap speed-ups);
+5. the files in ``workdir``:
+
+     results.json     per-fold and aggregated metrics, data report, settings
+     results.md       the same as Markdown tables, with published reference numbers
+     embeddings.npz   each example's test embedding, label and test fold
+     metrics/         per-epoch losses and accuracies (TensorBoard)
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+from collections.abc import Callable
+
+import numpy as np
+from clu import metric_writers
+
+from codeprop.data import benchmarks, devmap, splits
+from codeprop.models import gnn
+from codeprop.probes import report
+from codeprop.train import classifier, metrics, progress
+
+PROTOCOLS = ("kfold", "holdout", "per_class_3_1_1")
+
+FitFold = Callable[[dict[str, np.ndarray], np.ndarray | None, dict], tuple[dict, dict]]
+"""Trains one fold: ``(split, aux, fit_kwargs) -> (result, extra)``.
+
+``split`` holds the row indices ``train``/``validation``/``test`` (rows with an input
+only), ``aux`` the [N, A] auxiliary inputs or None, and ``fit_kwargs`` the keyword
+arguments to pass on to `codeprop.train.classifier.fit` (writer, step offset, progress).
+``result`` is what `fit` returned; ``extra`` holds fields added to the fold's record
+(e.g. the vocabulary size).
+"""
+
+
+def source_of(bench: benchmarks.Benchmark, example: dict, source_field: str | None) -> str:
+    """The source text of an example: `source_field`, else devmap's normalised kernel or
+    the POJ-104 program."""
+    if source_field:
+        return example[source_field]
+    return example["normalized_source"] if bench.platform else example["text"]
+
+
+def make_splits(labels, protocol: str, num_folds: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """The evaluation splits of a protocol (see `codeprop.data.splits`)."""
+    if protocol == "kfold":
+        return splits.kfold(labels, k=num_folds, seed=seed)
+    if protocol == "holdout":
+        return [splits.holdout(labels, (0.8, 0.1, 0.1), seed=seed)]
+    if protocol == "per_class_3_1_1":
+        return [splits.holdout(labels, (0.6, 0.2, 0.2), seed=seed)]
+    raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+
+
+def aux_inputs_of(examples: list[dict], train: np.ndarray) -> np.ndarray:
+    """[N, 2] log transfer and log work-group size, standardised on the training rows."""
+    x = np.log1p(np.array([[e["transfer"], e["wgsize"]] for e in examples], np.float64))
+    mean, std = x[train].mean(0), x[train].std(0) + 1e-6
+    return ((x - mean) / std).astype(np.float32)
+
+
+def check_aux_inputs(bench: benchmarks.Benchmark, aux_inputs: bool) -> None:
+    if aux_inputs and not bench.platform:
+        raise ValueError("aux_inputs are devmap's transfer and wgsize; not available for POJ-104")
+
+
+def fold_record(
+    i: int, split: dict, bench: benchmarks.Benchmark, result: dict, start: float
+) -> dict:
+    """One fold's sizes, model selection and test metrics (devmap: with speed-ups)."""
+    labels = np.array(bench.labels, np.int32)
+    predictions = result["test_logits"].argmax(-1)
+    best = result["history"][result["best_epoch"] - 1]
+    fold = {
+        "fold": i,
+        "train": len(split["train"]),
+        "validation": len(split["validation"]),
+        "test": len(split["test"]),
+        "best_epoch": result["best_epoch"],
+        "best_validation_accuracy": best.get("validation_accuracy", float("nan")),
+        "num_params": gnn.num_params(result["params"]),
+        **metrics.classification_metrics(labels[split["test"]], predictions, bench.num_classes),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+    if bench.platform:
+        test_examples = [bench.examples[j] for j in split["test"]]
+        fold.update(devmap.speedup_over_static(predictions, test_examples, bench.platform))
+    return fold
+
+
+def run(
+    *,
+    workdir: str | pathlib.Path,
+    bench: benchmarks.Benchmark,
+    input_of: np.ndarray,
+    fit_fold: FitFold,
+    train: classifier.TrainConfig,
+    header: dict,
+    protocol: str = "kfold",
+    num_folds: int = 10,
+    split_seed: int = 204,
+    max_folds: int | None = None,
+    aux_inputs: bool = False,
+    progress_every: float = 30.0,
+) -> dict:
+    """Runs a probe under the protocol and writes its result files.
+
+    Args:
+      workdir: output directory (created).
+      bench: the loaded benchmark.
+      input_of: [N] each example's input, -1 for an example without one (left out of
+        every split, counted in each fold's ``test_without_input``).
+      fit_fold: trains one fold (see `FitFold`).
+      train: the optimisation settings (for the step offsets of the TensorBoard scalars
+        and the progress lines).
+      header: ``representation``, ``model``, ``settings`` and ``data`` of the results.
+      protocol, num_folds, split_seed, max_folds, aux_inputs: as in
+        `codeprop.probes.graph_probe.run_graph_probe`.
+      progress_every: least seconds between two in-fold progress lines.
+
+    Returns:
+      The results dict also written to ``workdir/results.json``.
+    """
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    check_aux_inputs(bench, aux_inputs)
+    labels = np.array(bench.labels, np.int32)
+    has_input = np.asarray(input_of) >= 0
+    fold_splits = make_splits(labels, protocol, num_folds, split_seed)[:max_folds]
+    # TensorBoard only: per-epoch scalars would drown the progress lines in a terminal.
+    writer = metric_writers.SummaryWriter(str(workdir / "metrics"))
+    reporter = progress.Progress(len(fold_splits), train.epochs, every_seconds=progress_every)
+    folds, embeddings = [], []
+    test_fold = np.full(len(labels), -1, np.int32)
+    for i, split in enumerate(fold_splits):
+        start = time.perf_counter()
+        reporter.start_fold(i)
+        without = int((~has_input[split["test"]]).sum())
+        split = {k: v[has_input[v]] for k, v in split.items()}
+        aux = aux_inputs_of(bench.examples, split["train"]) if aux_inputs else None
+        fit_kwargs = {
+            "writer": writer,
+            "step_offset": i * (train.epochs + 1),
+            "progress": reporter.epoch,
+        }
+        result, extra = fit_fold(split, aux, fit_kwargs)
+        fold = fold_record(i, split, bench, result, start)
+        fold.update(test_without_input=without, **extra)
+        folds.append(fold)
+        test_fold[split["test"]] = i
+        embeddings.append((split["test"], result["test_embeddings"]))
+        reporter.end_fold(fold)
+    writer.flush()
+    results = {
+        "benchmark": bench.name,
+        "representation": header["representation"],
+        "model": header["model"] + (" + aux inputs" if aux_inputs else ""),
+        "protocol": protocol,
+        "num_folds_run": len(folds),
+        "split_seed": split_seed,
+        "settings": header["settings"] | {"train": vars(train), "aux_inputs": aux_inputs},
+        "data": {"benchmark": bench.report, **header["data"]},
+        "folds": folds,
+        "aggregate": report.aggregate(folds),
+    }
+    write_results(workdir, results, embeddings, labels, test_fold)
+    return results
+
+
+def write_results(workdir: pathlib.Path, results: dict, embeddings, labels, test_fold) -> None:
+    """``results.json``, ``results.md`` and ``embeddings.npz`` (each example's test
+    embedding, label and test fold; NaN rows for examples never tested)."""
+    write_embeddings(workdir / "embeddings.npz", embeddings, labels, test_fold)
+    (workdir / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
+    (workdir / "results.md").write_text(report.markdown(results))
+
+
+def write_embeddings(path, embeddings, labels, test_fold) -> None:
+    """embeddings: (row indices [n], embeddings [n, D]) per fold."""
+    dim = embeddings[0][1].shape[1]
+    table = np.full((len(labels), dim), np.nan, np.float32)
+    for idx, emb in embeddings:
+        table[idx] = emb
+    np.savez_compressed(path, embeddings=table, labels=labels, test_fold=test_fold)

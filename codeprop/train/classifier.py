@@ -1,0 +1,243 @@
+"""The classifier loop: train and evaluate a classifier on one split.
+
+`fit` trains on ``split["train"]`` for a number of epochs, evaluates on
+``split["validation"]`` after each, keeps the parameters of the best validation epoch
+(`TrainConfig.selection`) and returns that model's test predictions and embeddings. The
+model is any flax module over batches of `codeprop.train.batchers` (a GNN over graphs, a
+decoder with a classification head over tokens); the probes and the learned quality
+scorer of the corpus pipeline all train through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import numpy as np
+from clu import metric_writers
+
+from codeprop.train import batchers, steps
+
+SELECTIONS = ("accuracy", "accuracy_then_loss", "loss")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of a probe.
+
+    Attributes:
+      epochs: passes over the training split.
+      batch_size: most graphs per batch (batches are filled up to a fixed node budget).
+      learning_rate: AdamW (peak) learning rate.
+      schedule: ``'constant'`` or ``'cosine'`` (decay to zero over all epochs, after
+        `warmup_epochs` of linear warm-up); see `steps.learning_rate_schedule`.
+      warmup_epochs: warm-up length of the cosine schedule, in epochs.
+      weight_decay: AdamW decoupled weight decay.
+      seed: parameter initialisation, dropout and shuffling seed.
+      selection: which epoch's parameters are kept: ``'accuracy'`` (the first epoch with
+        the best validation accuracy) or ``'accuracy_then_loss'`` (among the epochs with
+        the best validation accuracy, the one with the lowest validation loss: on small
+        validation parts, such as devmap's 61 rows, many epochs tie on accuracy) or
+        ``'loss'`` (the epoch with the lowest validation loss).
+      steps_per_call: most training steps run in one jitted call (`steps.train_steps`;
+        fewer when an epoch has fewer batches); an epoch's last call is padded with inactive
+        steps. Results do not depend on it beyond floating-point reassociation.
+    """
+
+    epochs: int = 60
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0
+    seed: int = 0
+    steps_per_call: int = 16
+    selection: str = "accuracy"
+
+    def __post_init__(self):
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {SELECTIONS}, not {self.selection!r}")
+        if self.steps_per_call < 1:
+            raise ValueError("steps_per_call must be at least 1")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', not {self.schedule!r}")
+
+
+def _stack(items: list[dict], size: int) -> tuple[dict, np.ndarray]:
+    """Stacks batches along a new axis, padded to `size` with inactive copies of the last.
+
+    Returns:
+      (stacked batches, [size] bool active flags).
+    """
+    active = np.arange(size) < len(items)
+    items = items + [items[-1]] * (size - len(items))
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *items), active
+
+
+def train_epoch(
+    state: steps.TrainState,
+    batcher,
+    rows: np.ndarray,
+    steps_per_call: int = 16,
+) -> tuple[steps.TrainState, steps.ClassificationMetrics]:
+    """One pass over `rows` in their order, `steps_per_call` steps per jitted call.
+
+    Returns:
+      The new state and the merged training metrics of the pass.
+    """
+    merged = None
+    pending: list[dict] = []
+
+    def flush(state, merged):
+        stacked, active = _stack(pending, steps_per_call)
+        state, m = steps.train_steps(state, stacked, active)
+        pending.clear()
+        return state, m if merged is None else merged.merge(m)
+
+    for batch, _ in batcher.batches(rows):
+        pending.append(batch)
+        if len(pending) == steps_per_call:
+            state, merged = flush(state, merged)
+    if pending:
+        state, merged = flush(state, merged)
+    return state, merged
+
+
+def _improves(record: dict, best: dict, selection: str) -> bool:
+    """Whether an epoch's validation `record` beats the `best` one kept so far."""
+    accuracy, loss = record["validation_accuracy"], record["validation_loss"]
+    if selection == "loss":
+        return loss < best["loss"]
+    if accuracy > best["accuracy"]:
+        return True
+    return (
+        selection == "accuracy_then_loss" and accuracy == best["accuracy"] and loss < best["loss"]
+    )
+
+
+def evaluate(state, batcher, rows, with_embeddings=False) -> dict:
+    """Logits [n, C] of `rows` (in that order), their mean loss, and optionally the graph
+    embeddings [n, D] of each row."""
+    rows = np.asarray(rows)
+    logits, embeddings, order, merged = [], [], [], None
+    for batch, batch_rows in batcher.batches(rows):
+        batch_logits, m = steps.eval_step(state, batch)
+        n = len(batch_rows)
+        logits.append(np.asarray(batch_logits)[:n])
+        order.append(batch_rows)
+        merged = m if merged is None else merged.merge(m)
+        if with_embeddings:
+            graph_embeddings = np.asarray(steps.embed_step(state, batch))
+            embeddings.append(graph_embeddings[batch["rows"][:n]])
+    if not order:
+        return {"logits": np.zeros((0, 0)), "embeddings": np.zeros((0, 0)), "loss": float("nan")}
+    # Batches group rows by graph: put them back in the order asked for.
+    position = {int(r): i for i, r in enumerate(np.concatenate(order))}
+    back = np.array([position[int(r)] for r in rows])
+    out = {"logits": np.concatenate(logits)[back], "loss": float(merged.compute()["loss"])}
+    if with_embeddings:
+        out["embeddings"] = np.concatenate(embeddings)[back]
+    return out
+
+
+def fit(
+    model: nn.Module,
+    data: batchers.Examples,
+    split: dict[str, np.ndarray],
+    config: TrainConfig,
+    writer: metric_writers.MetricWriter | None = None,
+    step_offset: int = 0,
+    batcher=None,
+    initial_params=None,
+    progress: Callable[[dict], None] | None = None,
+) -> dict:
+    """Trains `model` on one split with best-validation model selection.
+
+    Args:
+      model: a flax module called as ``model.apply(vars, inputs, aux, rows,
+        deterministic=...)`` with an ``embed`` method (e.g. `codeprop.models.gnn.GCN`,
+        `codeprop.models.heads.DecoderClassifier`).
+      data: the example rows and their inputs (graphs or token sequences).
+      split: row index arrays ``train``, ``validation``, ``test``.
+      config: optimisation settings.
+      writer: clu metric writer for per-epoch scalars (losses, accuracies), or None.
+      step_offset: added to the epoch number when writing scalars (separates folds).
+      batcher: makes the batches; None for a `batchers.GraphBatcher` sized for this split.
+      initial_params: a function ``params -> params`` applied to the freshly initialised
+        parameters (e.g. to put a pretrained decoder in), or None.
+      progress: called after every epoch with its record (``epoch``, ``steps``, losses and
+        accuracies; e.g. `codeprop.train.progress.Progress.epoch`), or None.
+
+    Returns:
+      ``params`` (best), ``best_epoch``, ``history`` (per-epoch train loss and accuracy,
+      validation loss and accuracy), ``test_logits`` [T, C], ``test_embeddings`` [T, D]
+      and ``budget`` (the padded batch sizes used).
+    """
+
+    if batcher is None:
+        batcher = batchers.GraphBatcher.for_split(data, split, config.batch_size)
+    first, _ = next(batcher.batches(split["train"][:1]))
+    # Batches per epoch vary slightly with the shuffled order: the schedule is set from the
+    # training rows in split order (a cosine schedule holds at zero past its end).
+    per_epoch = batcher.num_batches(split["train"])
+    learning_rate = steps.learning_rate_schedule(
+        config.learning_rate,
+        config.schedule,
+        per_epoch * config.epochs,
+        per_epoch * config.warmup_epochs,
+    )
+    state = steps.create_train_state(
+        model, first, config.seed, steps.adamw(learning_rate, config.weight_decay)
+    )
+    if initial_params is not None:
+        params = initial_params(state.params)
+        state = state.replace(params=params, opt_state=state.tx.init(params))
+    shuffle = np.random.default_rng(config.seed)
+    best = {"accuracy": -1.0, "loss": np.inf, "epoch": 0, "params": state.params}
+    history = []
+    val_labels = data.labels[split["validation"]]
+    per_call = None
+    for epoch in range(1, config.epochs + 1):
+        order = shuffle.permutation(split["train"])
+        if per_call is None:  # Fixed for the run (one compilation), from the first epoch.
+            per_call = min(config.steps_per_call, batcher.num_batches(order) + 1)
+        state, merged = train_epoch(state, batcher, order, per_call)
+        computed = merged.compute()
+        record = {
+            "epoch": epoch,
+            "train_loss": float(computed["loss"]),
+            "train_accuracy": float(computed["accuracy"]),
+        }
+        if len(split["validation"]):
+            val = evaluate(state, batcher, split["validation"])
+            record["validation_loss"] = val["loss"]
+            record["validation_accuracy"] = float(np.mean(val["logits"].argmax(-1) == val_labels))
+            improved = _improves(record, best, config.selection)
+        else:  # Without a validation split the last epoch is kept.
+            improved = True
+        history.append(record)
+        if writer is not None:
+            writer.write_scalars(
+                step_offset + epoch, {k: v for k, v in record.items() if k != "epoch"}
+            )
+        if progress is not None:
+            progress(record | {"steps": int(state.step)})
+        if improved:
+            best = {
+                "accuracy": record.get("validation_accuracy", float("nan")),
+                "loss": record.get("validation_loss", float("nan")),
+                "epoch": epoch,
+                "params": state.params,
+            }
+    state = state.replace(params=best["params"])
+    test = evaluate(state, batcher, split["test"], with_embeddings=True)
+    return {
+        "params": jax.device_get(best["params"]),
+        "best_epoch": best["epoch"],
+        "history": history,
+        "test_logits": test["logits"],
+        "test_embeddings": test.get("embeddings"),
+        "budget": batcher.describe(),
+    }

@@ -1,0 +1,103 @@
+import jax
+import numpy as np
+import pytest
+
+from codeprop.graphs import ast, batching
+from codeprop.models import gnn
+from codeprop.probes import graph_probe
+from codeprop.train import batchers, classifier
+
+from conftest import SMALL_C_PROGRAMS
+
+PROGRAMS = SMALL_C_PROGRAMS
+LABELS = np.array([0, 1, 0, 1, 1, 0, 0, 1], np.int32)
+
+
+def _data(cfg, labels=LABELS, graph_of=None):
+    raw = [ast.ast_graph(p, "c") for p in PROGRAMS]
+    vocab = ast.NodeTypeVocab.build(raw, "c")
+    graphs = [graph_probe.model_inputs(vocab.encode(g, vocab.table("c")), cfg) for g in raw]
+    graph_of = np.arange(len(graphs)) if graph_of is None else graph_of
+    return batchers.Examples(graphs, graph_of, labels), len(vocab)
+
+
+@pytest.mark.parametrize(
+    "schedule", [{}, {"schedule": "cosine", "warmup_epochs": 5}], ids=["constant", "cosine"]
+)
+def test_overfits_eight_graphs(schedule):
+    cfg = gnn.GCNConfig(hidden_dim=32, embed_dim=32, readout="sum")
+    data, vocab_size = _data(cfg)
+    everything = np.arange(8)
+    split = {"train": everything, "validation": everything, "test": everything}
+    model = graph_probe.make_model(cfg, data.inputs, vocab_size, 2)
+    config = classifier.TrainConfig(epochs=150, batch_size=4, learning_rate=0.02, **schedule)
+    result = classifier.fit(model, data, split, config)
+    assert (result["test_logits"].argmax(-1) == LABELS).mean() == 1.0
+    assert result["history"][-1]["train_accuracy"] == 1.0
+    assert result["test_embeddings"].shape == (8, 32)
+
+
+def test_same_seed_same_bytes_and_rows_in_order():
+    cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=8, dropout_rate=0.1)
+    # 12 rows over 8 graphs: rows 8..11 reuse graphs 0..3 with other labels.
+    graph_of = np.concatenate([np.arange(8), np.arange(4)])
+    labels = np.concatenate([LABELS, 1 - LABELS[:4]])
+    data, vocab_size = _data(cfg, labels, graph_of)
+    split = {"train": np.arange(12), "validation": np.array([9, 1]), "test": np.array([11, 3, 5])}
+    model = graph_probe.make_model(cfg, data.inputs, vocab_size, 2)
+    config = classifier.TrainConfig(epochs=3, batch_size=3, learning_rate=0.01, seed=7)
+    a = classifier.fit(model, data, split, config)
+    b = classifier.fit(model, data, split, config)
+    assert a["test_logits"].tobytes() == b["test_logits"].tobytes()
+    for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"])):
+        assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
+    # Rows 11 and 3 share a graph: same embedding, reported in the order asked for.
+    assert a["test_logits"].shape == (3, 2)
+    np.testing.assert_array_equal(a["test_embeddings"][0], a["test_embeddings"][1])
+    assert not np.array_equal(a["test_embeddings"][0], a["test_embeddings"][2])
+
+
+def test_batches_share_graphs_between_rows():
+    cfg = gnn.GCNConfig()
+    graph_of = np.array([0, 1, 0, 2, 1])
+    data, _ = _data(cfg, np.zeros(5, np.int32), graph_of)
+    data = batchers.Examples(data.inputs[:3], graph_of, data.labels)
+    budget = batching.estimate_budget(data.inputs, batch_size=3)
+    num_rows = batchers.row_budget(data, budget)
+    assert num_rows == 3 * 2  # 3 graph slots, at most 2 rows per graph.
+    ((batch, rows),) = list(batchers.batches(data, np.arange(5), budget, num_rows))
+    assert rows.tolist() == [0, 2, 1, 4, 3]  # Grouped by graph, in first-appearance order.
+    assert batch["rows"].tolist() == [0, 0, 1, 1, 2, 3]
+    assert batch["mask"].tolist() == [True] * 5 + [False]
+    assert batch["inputs"].n_node.shape == (4,)
+
+
+def test_unknown_schedules_are_refused():
+    with pytest.raises(ValueError, match="schedule must be"):
+        classifier.TrainConfig(schedule="step")
+    with pytest.raises(ValueError, match="selection must be"):
+        classifier.TrainConfig(selection="f1")
+
+
+def test_selection_breaks_accuracy_ties_by_loss():
+    cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=8)
+    data, vocab_size = _data(cfg)
+    split = {"train": np.arange(6), "validation": np.array([6, 7]), "test": np.arange(8)}
+    model = graph_probe.make_model(cfg, data.inputs, vocab_size, 2)
+    results = {}
+    for selection in classifier.SELECTIONS:
+        config = classifier.TrainConfig(
+            epochs=30, batch_size=3, learning_rate=0.01, selection=selection
+        )
+        results[selection] = classifier.fit(model, data, split, config)
+    history = results["accuracy"]["history"]
+    best = max(h["validation_accuracy"] for h in history)
+    ties = [h for h in history if h["validation_accuracy"] == best]
+    assert len(ties) > 1  # Two validation rows: accuracy takes three values only.
+    assert results["accuracy"]["best_epoch"] == ties[0]["epoch"]
+    lowest = min(ties, key=lambda h: h["validation_loss"])
+    assert results["accuracy_then_loss"]["best_epoch"] == lowest["epoch"] != ties[0]["epoch"]
+    lowest_overall = min(history, key=lambda h: h["validation_loss"])
+    assert results["loss"]["best_epoch"] == lowest_overall["epoch"]
+    # The same training run: only the kept epoch differs.
+    assert results["accuracy_then_loss"]["history"] == results["loss"]["history"] == history

@@ -1,0 +1,47 @@
+"""Progress lines: a few per fold, with rate, ETA and the current metric."""
+
+from codeprop.train import progress
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_fold_gets_a_line_every_interval_and_one_at_its_end():
+    clock, lines = Clock(), []
+    report = progress.Progress(2, epochs=60, every_seconds=30, write=lines.append, clock=clock)
+    report.start_fold(0)
+    for epoch in range(1, 61):
+        clock.now = epoch * 1.0  # one epoch a second, 10 steps an epoch
+        report.epoch(
+            {"epoch": epoch, "steps": 10 * epoch, "train_loss": 0.5, "validation_accuracy": 0.75}
+        )
+    report.end_fold({"best_epoch": 41, "best_validation_accuracy": 0.8, "accuracy": 0.7})
+    assert lines == [
+        "fold 1/2  epoch 30/60  1.0 epochs/s  10 steps/s  train loss 0.500  val acc 75.0%"
+        "  fold ETA 30s",
+        "fold 1/2  done in 60.0 s  best epoch 41  val acc 80.0%  test acc 70.0%  ETA 1m 0s",
+    ]
+    report.start_fold(1)
+    clock.now = 70.0
+    report.end_fold({"best_epoch": 3, "best_validation_accuracy": 0.5, "accuracy": 0.5})
+    assert lines[-1] == "fold 2/2  done in 10.0 s  best epoch 3  val acc 50.0%  test acc 50.0%"
+
+
+def test_short_folds_print_only_their_end():
+    clock, lines = Clock(), []
+    report = progress.Progress(1, epochs=5, every_seconds=30, write=lines.append, clock=clock)
+    report.start_fold(0)
+    for epoch in range(1, 6):
+        clock.now = epoch * 0.1
+        report.epoch({"epoch": epoch, "train_loss": 0.1})
+    report.end_fold({"best_epoch": 5, "accuracy": 1.0})
+    assert len(lines) == 1 and lines[0].startswith("fold 1/1  done in 0.5 s  best epoch 5")
+
+
+def test_duration():
+    assert [progress.duration(s) for s in (4.4, 65, 3725)] == ["4s", "1m 5s", "1h 2m"]
