@@ -46,6 +46,7 @@ bench: $(BIN)/.bench-installed
 	$(BIN)/python benchmarks/poj104_compile.py --sample 2000 --workers 1
 	$(BIN)/python benchmarks/rgcn_training.py --benchmark devmap/amd
 	$(BIN)/python benchmarks/decoder_training.py
+	$(BIN)/python benchmarks/near_dedup.py
 
 clean:
 	rm -rf $(VENV) $(WORKDIR) .pytest_cache .ruff_cache

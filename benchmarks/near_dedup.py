@@ -1,21 +1,31 @@
 """Near-duplicate detection, codeprop against datasketch, rensa and datatrove: throughput
 and recall on the same corpus with the same shingles (5 `\\w+` tokens), 128 hash functions
-(126 used in 14 bands of 9 rows) and Jaccard threshold 0.7, in one run; plus the whole
-corpus pipeline's MB/s.
+and Jaccard threshold 0.7, in one run; plus the whole corpus pipeline's MB/s.
+
+Bands: the peers use datasketch's even weighting of false positives and negatives (14
+bands of 9 rows; datatrove and rensa are given the same), codeprop its default, which
+favours recall (18 x 7, `DedupConfig.false_negative_weight`); codeprop is also run with
+the peers' 14 x 9 (row ``codeprop_14x9``).
 
     .venv/bin/python benchmarks/near_dedup.py --out /tmp/bench/near_dedup.json
+    .venv/bin/python benchmarks/near_dedup.py --recall_seeds 1,2,3,4   # recall only
+
+``--recall_seeds`` measures how the misses vary with the hash functions' seed: codeprop
+(both band choices) and datasketch once per seed, candidates pooled over all runs.
 
 Recall: every pair of documents that some implementation puts in one cluster is a
 candidate; its exact Jaccard similarity (of the shingle sets) is computed, and each
 implementation is charged with the candidates at or above the threshold that it leaves in
-different clusters ("missed"). No implementation checks all 48 million pairs, so a pair
-that none of them proposes is not counted.
+different clusters ("missed"), and with those whose two documents it both keeps
+("both_kept": duplicates left in its output). No implementation checks all 48 million
+pairs, so a pair that none of them proposes is not counted.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import re
 import struct
 import tempfile
@@ -30,8 +40,14 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.dedup import minhash as datatrove_minhash
 from datatrove.utils.text import TextNormConfig
 from datatrove.utils.word_tokenizers import WordTokenizer
+from loguru import logger
 
 from codeprop.corpus import dedup, pipeline, sources
+
+
+def even(config: dedup.DedupConfig) -> dedup.DedupConfig:
+    """The same settings with datasketch's even weighting of the band choice (14 x 9)."""
+    return dataclasses.replace(config, false_negative_weight=0.5)
 
 
 def clusters_of(union_find: dedup.UnionFind, n: int) -> np.ndarray:
@@ -71,8 +87,8 @@ def datasketch_clusters(contents, config) -> np.ndarray:
 
 
 def rensa_clusters(contents, config) -> np.ndarray:
-    """rensa's R-MinHash and LSH (Rust), with codeprop's bands (14 x 9)."""
-    bands, rows = dedup.band_params(config)
+    """rensa's R-MinHash and LSH (Rust), with datasketch's bands (14 x 9)."""
+    bands, rows = dedup.band_params(even(config))
     lsh = rensa.RMinHashLSH(config.threshold, bands * rows, bands)
     new = lambda: rensa.RMinHash(bands * rows, config.seed)  # noqa: E731
     return query_verify_insert(contents, config, new, lsh)
@@ -93,11 +109,16 @@ class WordTokens(WordTokenizer):
         raise NotImplementedError
 
 
+def _encodable(text: str) -> str:
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def datatrove_clusters(contents, config, workdir: str) -> np.ndarray:
     """datatrove's MinHash pipeline as its documentation runs it: signatures, buckets (one
     task per band), clusters; on local disk. It joins every band collision without
     verifying it. Text normalisation off, so its shingles are codeprop's."""
-    bands, rows = dedup.band_params(config)
+    logger.remove()  # datatrove logs every task's stats to stderr through loguru.
+    bands, rows = dedup.band_params(even(config))
     minhash = datatrove_minhash.MinhashConfig(
         n_grams=config.shingle_size,
         num_buckets=bands,
@@ -111,7 +132,8 @@ def datatrove_clusters(contents, config, workdir: str) -> np.ndarray:
             norm_numbers=False,
         ),
     )
-    docs = [Document(text=c, id=str(i)) for i, c in enumerate(contents)]
+    # xxhash takes no lone surrogates (undecodable bytes kept by `sources`): replace them.
+    docs = [Document(text=_encodable(c), id=str(i)) for i, c in enumerate(contents)]
     stages = [
         ([docs, datatrove_minhash.MinhashDedupSignature(
             f"{workdir}/sigs", minhash, language=WordTokens())], 1),
@@ -166,30 +188,53 @@ def recall(found: dict[str, np.ndarray], contents, config) -> dict:
         "candidate_pairs": len(candidates),
         "pairs_at_or_above_threshold": len(similar),
         "missed": {
-            name: sum(roots[a] != roots[b] for a, b in similar) for name, roots in found.items()
+            name: int(sum(roots[a] != roots[b] for a, b in similar))
+            for name, roots in found.items()
+        },
+        # Of those, pairs whose documents are both kept: duplicates left in the output.
+        "both_kept": {
+            name: int(sum(roots[a] == a and roots[b] == b for a, b in similar))
+            for name, roots in found.items()
         },
     }
+
+
+def ours(contents, config) -> np.ndarray:
+    return np.array([i if d is None else d for i, d in enumerate(dedup.near_duplicates(
+        contents, config))])  # fmt: skip
+
+
+def recall_over_seeds(contents, seeds: list[int]) -> dict:
+    found = {}
+    for seed in seeds:
+        config = dedup.DedupConfig(seed=seed)
+        found[f"codeprop seed {seed}"] = ours(contents, config)
+        found[f"codeprop_14x9 seed {seed}"] = ours(contents, even(config))
+        found[f"datasketch seed {seed}"] = datasketch_clusters(contents, config)
+    return recall(found, contents, dedup.DedupConfig())
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max_files_per_root", type=int, default=None)
+    parser.add_argument("--recall_seeds", default=None, help="e.g. 1,2,3,4: recall only")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     docs, roots = sources.default_corpus(args.max_files_per_root)
     contents = [d.content for d in docs if d.content]
     megabytes = sum(len(c.encode("utf-8", "surrogatepass")) for c in contents) / 1e6
     config = dedup.DedupConfig()
-
-    def ours(contents, config):
-        return np.array([i if d is None else d for i, d in enumerate(dedup.near_duplicates(
-            contents, config))])  # fmt: skip
+    if args.recall_seeds:
+        seeds = [int(s) for s in args.recall_seeds.split(",")]
+        timing.emit({"recall": recall_over_seeds(contents, seeds)}, args.out)
+        return
 
     floor_s = byte_scan_floor(contents)
     found, seconds = {}, {}
     with tempfile.TemporaryDirectory() as workdir:
         peers = {
             "codeprop": ours,
+            "codeprop_14x9": lambda c, k: ours(c, even(k)),
             "datasketch": datasketch_clusters,
             "rensa": rensa_clusters,
             "datatrove": lambda c, k: datatrove_clusters(c, k, workdir),
@@ -205,9 +250,15 @@ def main():
             ["default"], out, pipeline.CorpusConfig(max_files_per_root=args.max_files_per_root)
         )
         pipeline_s = time.perf_counter() - start
+    surrogates = sum(_encodable(c) != c for c in contents)
     result = {
         "machine": timing.machine(),
-        "corpus": {"documents": len(contents), "megabytes": round(megabytes, 1), "roots": roots},
+        "corpus": {
+            "documents": len(contents),
+            "megabytes": round(megabytes, 1),
+            "with_undecodable_bytes": surrogates,  # replaced by U+FFFD for datatrove only
+            "roots": roots,
+        },
         "near_dedup": {
             name: {
                 "seconds": round(seconds[name], 2),

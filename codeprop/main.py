@@ -36,7 +36,7 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 import gin  # noqa: E402
 
@@ -142,6 +142,8 @@ def main(argv):
 
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}; tools: {', '.join(TOOLS)}")
+    if not flags.FLAGS["verbosity"].present:  # absl's INFO log only when asked for.
+        logging.set_verbosity(logging.WARNING)
     import_tensorflow_quietly()
     from codeprop.train import distributed, host_memory
 

@@ -1,4 +1,5 @@
-"""Every notebook in colabs/ runs top to bottom (with small epoch counts)."""
+"""Every notebook in colabs/ runs top to bottom (with small epoch counts), its install
+cell in the offline branch (codeprop is installed), and shows the figures it should."""
 
 import os
 
@@ -9,7 +10,7 @@ from nbclient import NotebookClient
 from conftest import REPO
 
 NOTEBOOKS = sorted((REPO / "colabs").glob("*.ipynb"))
-# What each notebook must print.
+# What each notebook must print (besides its install cell's "codeprop is installed").
 EXPECTED = {
     "devmap_ast_gcn.ipynb": ["680 rows, 280 faster on the GPU", "AST + GCN + aux inputs"],
     "devmap_programl_rgcn.ipynb": [
@@ -23,7 +24,14 @@ EXPECTED = {
         "fused c_attn: (256, 128)",
         "logits (1, 12, 263)",
         "embeddings (2, 128)",
+        "training accuracy",
     ],
+}
+# How many images (PNG outputs) each notebook must show.
+IMAGES = {
+    "devmap_ast_gcn.ipynb": 2,  # accuracy per fold, embeddings
+    "devmap_programl_rgcn.ipynb": 2,  # the ProGraML graph, accuracy per fold
+    "decoder_checkpoints.ipynb": 1,  # training curves
 }
 
 
@@ -51,7 +59,15 @@ def test_notebook_runs(path, raw_dir, tfds_dir, tmp_path, monkeypatch):
         if cell.cell_type == "code"
         for o in cell.outputs
     )
+    first = notebook.cells[1]
+    assert "find_spec('codeprop')" in first.source
+    assert first.outputs[0]["text"] == "codeprop is installed\n"
     for expected in EXPECTED[path.name]:
         assert expected in outputs
+    images = [
+        o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs
+        if "image/png" in o.get("data", {})
+    ]  # fmt: skip
+    assert len(images) == IMAGES[path.name]
     if path.name == "devmap_ast_gcn.ipynb":
         assert os.path.exists(tmp_path / "workdir" / "notebook_devmap_amd" / "results.json")

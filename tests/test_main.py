@@ -1,4 +1,5 @@
-"""The command line end to end: a one-fold, two-epoch devmap run through gin."""
+"""The command line end to end: a one-fold, two-epoch devmap run through gin, and the
+tools it dispatches."""
 
 import json
 import os
@@ -31,6 +32,12 @@ def test_cli_smoke_run(raw_dir, tfds_dir, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "devmap/amd  AST + GCN" in proc.stdout
+    # A person reads the output: a line per fold and the table; no per-epoch log lines,
+    # no TensorFlow or CUDA start-up notices.
+    lines = (proc.stdout + proc.stderr).splitlines()
+    assert sum(line.startswith("fold 1/1  done in") for line in lines) == 1, lines
+    assert len(lines) <= 18, lines  # with tfds's two lines when it prepares the dataset
+    assert not any(word in proc.stderr for word in ("cuda", "oneDNN", "absl::InitializeLog"))
     results = json.loads((workdir / "results.json").read_text())
     assert results["num_folds_run"] == 1
     (fold,) = results["folds"]
@@ -45,3 +52,14 @@ def test_cli_smoke_run(raw_dir, tfds_dir, tmp_path):
     assert "run_graph_probe" in (workdir / "operative_config.gin").read_text()
     emb = np.load(workdir / "embeddings.npz")
     assert emb["embeddings"].shape == (680, 36) and (emb["test_fold"] == 0).sum() == 68
+
+
+def test_tools_are_dispatched_and_list_their_flags(capsys):
+    from codeprop import main
+
+    for tool in main.TOOLS:
+        try:
+            main.cli(["codeprop.main", tool, "--help"])
+        except SystemExit as stop:
+            assert stop.code == 0
+        assert "python -m codeprop" in capsys.readouterr().out

@@ -2,14 +2,15 @@
 code runs on Dataflow, Flink or Spark with their pipeline options).
 
 The per-document stages (read, language, rules, quality) are the functions of
-`codeprop.corpus.pipeline`; the corpus-wide ones are Beam aggregations with the same result as
-the in-process path: language volumes are a `CombinePerKey`, exact duplicates a
+`codeprop.corpus.pipeline`; the corpus-wide ones are Beam aggregations with the same
+result as the in-process path: language volumes are a `CombinePerKey`, exact duplicates a
 `GroupByKey` on the MD5, and near duplicates group documents by LSH band keys
-(`codeprop.corpus.dedup.band_keys`), confirm each bucket's pairs (`bucket_edges`) and join
-the confirmed pairs into clusters with a union-find over the (few) edges, broadcast as a
-side input. Within a group the document first in input order (source, then position) is
-kept, as in-process. It writes the same ``kept.jsonl``, ``dropped.jsonl`` (their lines in
-another order) and ``report.json``.
+(`codeprop.corpus.dedup.band_keys`), verify each bucket's pairs (`bucket_pairs`; close
+calls get the exact Jaccard of the two documents, joined to their contents by input
+order) and join the confirmed pairs into clusters with a union-find over the (few) edges,
+broadcast as a side input. Within a group the document first in input order (source,
+then position) is kept, as in-process. It writes the same ``kept.jsonl``,
+``dropped.jsonl`` (their lines in another order) and ``report.json``.
 
     run_beam(["repo/", "dump.jsonl"], "corpus/", beam_options=["--runner=DirectRunner"])
 """
@@ -132,12 +133,37 @@ def _near_root(item, roots):
     return None if root is None or root[0] == item.order else root[1]
 
 
-def _bucket_edges(group, threshold):
+def _bucket_pairs(group, config):
+    """A bucket's confirmed pairs, and its close calls as the ``close`` output."""
     _, members = group
-    members = sorted(members, key=lambda m: m[0])
     ids = {order: doc_id for order, doc_id, _ in members}
-    for a, b in dedup.bucket_edges([(order, sig) for order, _, sig in members], threshold):
+    confirmed, close = dedup.bucket_pairs([(order, sig) for order, _, sig in members], config)
+    for a, b in confirmed:
         yield ((a, ids[a]), (b, ids[b]))
+    for a, b in close:
+        yield beam.pvalue.TaggedOutput("close", ((a, ids[a]), (b, ids[b])))
+
+
+def _first_shingles(group, size):
+    """Each close call of the first document, with that document's shingle hashes, keyed
+    by the second document."""
+    _, joined = group
+    if joined["pair"]:
+        (content,) = joined["content"]
+        shingles = dedup.shingle_hashes(content, size)
+        for pair in joined["pair"]:
+            yield pair[1][0], (pair, shingles)
+
+
+def _settle(group, config):
+    """The close calls of the second document whose exact Jaccard reaches the threshold."""
+    _, joined = group
+    if joined["half"]:
+        (content,) = joined["content"]
+        shingles = dedup.shingle_hashes(content, config.shingle_size)
+        for pair, first in joined["half"]:
+            if dedup.exact_jaccard(first, shingles) >= config.threshold:
+                yield pair
 
 
 def run_beam(
@@ -211,7 +237,25 @@ def run_beam(
                 )
             )
             | "buckets" >> beam.GroupByKey()
-            | "confirm" >> beam.FlatMap(_bucket_edges, config.dedup.threshold)
+            | "verify"
+            >> beam.FlatMap(_bucket_pairs, config.dedup).with_outputs("close", main="confirmed")
+        )
+        # Close calls: the exact Jaccard of the two documents' shingles, joined by order.
+        contents = docs | "by_order" >> beam.Map(lambda it: (it.order, it.doc.content))
+        close = edges.close | "distinct_close" >> beam.Distinct()
+        first = (
+            {"pair": close | "by_first" >> beam.Map(lambda p: (p[0][0], p)), "content": contents}
+            | "join_first" >> beam.CoGroupByKey()
+            | "first_shingles" >> beam.FlatMap(_first_shingles, config.dedup.shingle_size)
+        )
+        settled = (
+            {"half": first, "content": contents}
+            | "join_second" >> beam.CoGroupByKey()
+            | "settle" >> beam.FlatMap(_settle, config.dedup)
+        )
+        edges = (
+            (edges.confirmed, settled)
+            | "edges" >> beam.Flatten()
             | "all_edges" >> beam.combiners.ToList()
             | "clusters" >> beam.Map(_cluster_roots)
         )

@@ -45,6 +45,14 @@ class RawDataError(RuntimeError):
     """A raw file is missing, unreadable, corrupt or fails its checksum."""
 
 
+class RawFileMissing(RawDataError):
+    """A raw file is neither local, nor cached, nor downloadable from anywhere known."""
+
+
+class RawDownloadError(RawDataError):
+    """A download failed (no such file on the mirror, no network, ...)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class RawFile:
     """One raw benchmark file.
@@ -82,9 +90,8 @@ POJ104_TAR = RawFile(
     "b2994e2741a8d79c2016071252b1592de50aa46f8cbad42a37d2f073dbd51ce3",
     None,
     how_to_get=(
-        "POJ-104 has no public download with a published checksum: put the 52,000-program "
-        "archive (codexglue/<label>/<n>.cpp, see shared/datasets/poj104/SOURCE.md) at this "
-        "path, or point CODEPROP_MIRROR_URL at a mirror that has it."
+        "The archive itself has no public download; codeprop.data.poj104 rebuilds it from "
+        "CodeXGLUE's parquet files instead, checked against the content digest it pins."
     ),
 )
 
@@ -131,7 +138,7 @@ def _download(url: str, dest: pathlib.Path) -> None:
                 shutil.copyfileobj(response, tmp)
         except (urllib.error.URLError, OSError) as e:
             os.unlink(tmp.name)
-            raise RawDataError(f"could not download {url}: {e}") from e
+            raise RawDownloadError(f"could not download {url}: {e}") from e
     os.replace(tmp.name, dest)
 
 
@@ -155,7 +162,7 @@ def fetch(raw: RawFile, explicit_dir: str | os.PathLike | None = None) -> pathli
     url = f"{mirror.rstrip('/')}/{raw.relpath}" if mirror else raw.url
     if url is None:
         where = f"{local_root / raw.relpath}" if local_root else f"$CODEPROP_DATA_DIR/{raw.relpath}"
-        raise RawDataError(f"{where} not found. {raw.how_to_get}")
+        raise RawFileMissing(f"{where} not found. {raw.how_to_get}")
     _download(url, cached)
     try:
         return _check(cached, raw)

@@ -7,4 +7,5 @@
 - `programl`: ProGraML graphs (control, data, call flow) of LLVM IR, their export and
   node-text vocabulary; `node_text`: inst2vec-style statement normalisation.
 - `transforms`: edge selection and sorting; `batching`: padded batches with a fixed budget.
+- `drawing`: a ProGraML graph drawn small (matplotlib).
 """

@@ -4,4 +4,5 @@
 - `graph_probe`: `run_graph_probe`, AST + GCN or ProGraML + R-GCN (gin entry point).
 - `llm_probe`: `run_llm_probe`, a decoder with a classification head (gin entry point).
 - `report`: aggregation and tables; `references`: published numbers of other systems.
+- `figures`: accuracy per fold, embeddings and training curves (matplotlib).
 """

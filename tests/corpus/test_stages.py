@@ -106,6 +106,33 @@ def test_near_dedup_clusters_by_jaccard_and_is_deterministic():
     assert jaccard > 0.9
 
 
+def test_every_pair_of_a_bucket_is_verified_not_only_its_first_member():
+    # A bucket {0, 1, 2}: 1 and 2 agree on 90% of their hash values, 0 with neither.
+    rng = np.random.default_rng(1)
+    first, second = rng.integers(0, 2**32, (2, 100)).astype(np.uint64)
+    third = second.copy()
+    third[:10] = first[:10]
+    members = [(2, third), (0, first), (1, second)]  # any order: pairs are (earlier, later)
+    config = dedup.DedupConfig()
+    assert dedup.bucket_pairs(members, config) == ([(1, 2)], [])
+    assert dedup.bucket_pairs(members[:1], config) == ([], [])
+
+
+def test_close_calls_are_left_to_the_exact_jaccard():
+    rng = np.random.default_rng(2)
+    base = rng.integers(0, 2**32, 100).astype(np.uint64)
+    members = [(0, base)]
+    for i, agree in enumerate((90, 75, 65, 50), start=1):
+        other = rng.integers(0, 2**32, 100).astype(np.uint64)
+        other[:agree] = base[:agree]
+        members.append((i, other))
+    confirmed, close = dedup.bucket_pairs(members, dedup.DedupConfig())
+    assert (0, 1) in confirmed and (0, 4) not in confirmed + close
+    assert {(0, 2), (0, 3)} <= set(close)  # estimates 0.75 and 0.65: within 0.12 of 0.7
+    a, b = np.arange(0, 100, dtype=np.uint64), np.arange(30, 130, dtype=np.uint64)
+    assert dedup.exact_jaccard(a, b) == 70 / 130
+
+
 def test_union_find_roots_are_the_smallest_members():
     uf = dedup.UnionFind(6)
     uf.union(4, 2)

@@ -247,3 +247,22 @@ def test_command_line_writes_graphs_and_reports_failures(tmp_path):
     assert len(small["nodes"]) == 28 and len(small["links"]) == 46
     add = json.loads((out / "add.json").read_text())
     assert {n["text"] for n in add["nodes"]} >= {"add", "ret", "alloca", "load", "store"}
+
+
+def test_drawing_places_control_flow_downwards():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from codeprop.graphs import drawing
+
+    graph = programl.from_ir((TESTDATA / "ir" / "small.ll").read_text(), "small")
+    xy = drawing.layout(graph)
+    assert xy.shape == (graph.num_nodes, 2) and np.isfinite(xy).all()
+    control = graph.edge_flow == programl.FLOW_NAMES.index("control")
+    drops = xy[graph.edge_source[control], 1] - xy[graph.edge_target[control], 1]
+    assert (drops > 0).mean() > 0.5  # most control edges go down (back edges go up)
+    fig = drawing.draw(graph)
+    markers = sum(len(c.get_offsets()) for c in fig.axes[0].collections)
+    assert markers == graph.num_nodes
+    # A label per node and an arrow (an annotation) per edge.
+    assert len(fig.axes[0].texts) == graph.num_nodes + graph.num_edges
