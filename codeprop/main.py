@@ -55,8 +55,9 @@ GIN_SEARCH_PATHS = flags.DEFINE_multi_string(
 
 def import_tensorflow_quietly() -> None:
     """Imports TensorFlow (under tfds, seqio and clu) with file descriptor 2 sent to a
-    temporary file: its C++ start-up notices (oneDNN, CUDA drivers, absl::InitializeLog)
-    ignore TF_CPP_MIN_LOG_LEVEL. They are shown if the import fails."""
+    temporary file, and hides the GPUs from it: its C++ start-up notices (oneDNN, CUDA
+    drivers, absl::InitializeLog) ignore TF_CPP_MIN_LOG_LEVEL. They are shown if the
+    import fails."""
     if "tensorflow" in sys.modules:
         return
     sys.stderr.flush()
@@ -64,7 +65,11 @@ def import_tensorflow_quietly() -> None:
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow as tf
+
+            # TensorFlow only feeds data here: it leaves the GPUs to JAX (and probing them
+            # is where it reports a failed cuInit on machines without one).
+            tf.config.set_visible_devices([], "GPU")
         except BaseException:
             os.dup2(saved, 2)
             sink.seek(0)
@@ -275,7 +280,6 @@ def pretrain_demo_main(argv: list[str] | None = None) -> int:
     from codeprop.recipes import pretraining_demo as demo
     from codeprop.train import host_memory
 
-    host_memory.keep_freed_memory()
     parser = argparse.ArgumentParser(
         prog="python -m codeprop.main pretrain_demo",
         description="Pretrain a tiny CodeShell on the default corpus (about 10 minutes).",
@@ -286,6 +290,7 @@ def pretrain_demo_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_files_per_root", type=int, default=defaults.max_files_per_root)
     parser.add_argument("--vocab_size", type=int, default=defaults.vocab_size)
     args = parser.parse_args(argv)
+    host_memory.keep_freed_memory()  # Before JAX starts its threads; see the module.
     import_tensorflow_quietly()
     config = dataclasses.replace(
         defaults,

@@ -89,11 +89,19 @@ class JsonTokenizer:
         return found
 
 
+def quiet_sentencepiece():
+    """The sentencepiece module, with its C++ INFO lines (one per model load) off."""
+    import sentencepiece as spm
+
+    spm.set_min_log_level(2)
+    return spm
+
+
 class SentencePieceTokenizer:
     """A SentencePiece model trained by `train_sentencepiece` (``*.model``)."""
 
     def __init__(self, model: str | os.PathLike | bytes):
-        import sentencepiece as spm
+        spm = quiet_sentencepiece()
 
         if isinstance(model, bytes):
             self.processor = spm.SentencePieceProcessor(model_proto=model)
@@ -151,8 +159,7 @@ def train_sentencepiece(
     symbols. ``max_chunks`` caps the training sample (SentencePiece's
     ``input_sentence_size``).
     """
-    import sentencepiece as spm
-
+    spm = quiet_sentencepiece()
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=chunks(texts, max_chunk_chars),

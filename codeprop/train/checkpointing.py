@@ -76,7 +76,8 @@ def check_workdir(workdir: pathlib.Path, model_config: decoder.DecoderConfig) ->
 def checkpoint_manager(workdir: pathlib.Path, keep: int) -> ocp.CheckpointManager:
     """The manager of ``workdir/checkpoints``, keeping the newest `keep`."""
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-    return ocp.CheckpointManager(workdir / "checkpoints", options=options)
+    # orbax takes absolute paths only; a --workdir may be relative.
+    return ocp.CheckpointManager((workdir / "checkpoints").absolute(), options=options)
 
 
 def save(manager: ocp.CheckpointManager, state, batches_consumed: int) -> None:
@@ -127,7 +128,7 @@ def load_params(workdir: str | pathlib.Path, step: int | None = None) -> tuple[i
     Raises:
       FileNotFoundError: the workdir has no checkpoint.
     """
-    directory = pathlib.Path(workdir) / "checkpoints"
+    directory = (pathlib.Path(workdir) / "checkpoints").absolute()
     steps = (
         sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
         if directory.is_dir()

@@ -38,6 +38,7 @@ class CodeVocabulary(seqio.SentencePieceVocabulary):
     """
 
     def __init__(self, model_file: str | os.PathLike):
+        tokenization.quiet_sentencepiece()
         super().__init__(str(model_file))
         self._codeprop = tokenization.SentencePieceTokenizer(model_file)
 

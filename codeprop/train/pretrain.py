@@ -13,7 +13,12 @@
    stopped; a checkpoint that does not restore is reported and the previous one is used;
 4. clu metric writers (TensorBoard) get loss, learning rate, gradient norm, tokens/s and
    MFU every ``log_every`` steps, and validation loss and perplexity every ``eval_every``;
-   the terminal gets a progress line (step, loss, tokens/s, MFU, ETA) every 30 s or so.
+   the terminal gets a progress line (step, loss, tokens/s, MFU, ETA) every 30 s or so;
+5. context extension: a new workdir with ``init_from`` set to a finished run's workdir
+   (``SEQ_LEN = 8192``, ``DecoderConfig.max_positions = 8192`` and optionally
+   ``rope_scaling``) starts from that run's parameters with a fresh optimizer and
+   schedule, as CodeShell did for its last 50B tokens; multi-host runs start
+   `jax.distributed` from flags or the environment (`codeprop.train.distributed`).
 
 A batch is a dict of [B, T] arrays with seqio's packed LM features: ``decoder_input_tokens``,
 ``decoder_target_tokens``, ``decoder_loss_weights``, ``decoder_segment_ids``,

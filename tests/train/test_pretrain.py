@@ -330,3 +330,11 @@ def test_seqio_batches_are_deterministic_and_skip_exactly(tmp_path):
     for a, b in zip(first[4:], take(4, 2)):  # resuming at batch 4 skips exactly 4
         for name in pretrain.FEATURES:
             np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_a_relative_workdir_trains_and_restores(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # orbax itself takes absolute paths only
+    summary = _train("relative/run", steps=2)
+    assert summary["step"] == 2
+    step, _ = checkpointing.load_params("relative/run")
+    assert step == 2 and (tmp_path / "relative" / "run" / "checkpoints" / "2").is_dir()
