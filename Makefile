@@ -47,6 +47,7 @@ bench: $(BIN)/.bench-installed
 	$(BIN)/python benchmarks/rgcn_training.py --benchmark devmap/amd
 	$(BIN)/python benchmarks/decoder_training.py
 	$(BIN)/python benchmarks/near_dedup.py
+	$(BIN)/python benchmarks/embedding_analysis.py
 
 clean:
 	rm -rf $(VENV) $(WORKDIR) .pytest_cache .ruff_cache

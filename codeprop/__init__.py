@@ -11,6 +11,7 @@ Packages, bottom layer first (each imports only the layers below it; a test chec
   checkpointing, progress lines.
 - `codeprop.probes`: the probe protocol and the graph and LLM probes (gin entry points).
 - `codeprop.corpus`: the pretraining corpus pipeline (``python -m codeprop.corpus``).
+- `codeprop.analysis`: embeddings: silhouette score, t-SNE maps, linear probe.
 - `codeprop.recipes`: end-to-end runs (the pretraining demo).
 - `codeprop.main`: the command line (``python -m codeprop.main``).
 """

@@ -1,0 +1,72 @@
+"""Embedding analysis speed: codeprop's silhouette against scikit-learn's on POJ-104-sized
+embeddings (10,400 x 256, 104 labels), and t-SNE with scikit-learn against openTSNE on
+the sizes the comparison report maps (devmap's 680 rows, and 2,000), in one run.
+
+    .venv/bin/python benchmarks/embedding_analysis.py --out /tmp/bench/embedding_analysis.json
+
+The embeddings are seeded random ones with a label-dependent shift (so the silhouette is
+not trivially 0); the implementations take turns, best of `--repeats`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import timing
+from openTSNE import TSNE as OpenTSNE
+from sklearn.metrics import silhouette_score as sklearn_silhouette
+
+from codeprop.analysis import silhouette, tsne
+
+
+def embeddings(n: int, dim: int, num_labels: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(n) % num_labels)
+    return rng.normal(size=(n, dim)) + 0.05 * labels[:, None], labels
+
+
+def best(fn, repeats: int) -> tuple[float, object]:
+    seconds, out = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        seconds = min(seconds, time.perf_counter() - start)
+    return seconds, out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    x, labels = embeddings(10_400, 256, 104)
+    ours_s, ours = best(lambda: silhouette.silhouette_score(x, labels, block=512), args.repeats)
+    theirs_s, theirs = best(lambda: sklearn_silhouette(x, labels), args.repeats)
+    result = {
+        "machine": timing.machine(),
+        "silhouette": {
+            "shape": list(x.shape),
+            "codeprop_seconds": round(ours_s, 3),
+            "sklearn_seconds": round(theirs_s, 3),
+            "speedup": round(theirs_s / ours_s, 2),
+            "abs_difference": float(abs(ours - theirs)),
+        },
+        "tsne": [],
+    }
+    for n in (680, 2000):
+        x, labels = embeddings(n, 64, 2, seed=n)
+        sk_s, _ = best(lambda x=x, labels=labels: tsne.tsne(x, labels, seed=0), args.repeats)
+        open_s, _ = best(
+            lambda x=x: np.asarray(OpenTSNE(n_components=2, random_state=0).fit(x)),
+            args.repeats,
+        )
+        result["tsne"].append(
+            {"points": n, "sklearn_seconds": round(sk_s, 2), "opentsne_seconds": round(open_s, 2)}
+        )
+    timing.emit(result, args.out)
+
+
+if __name__ == "__main__":
+    main()

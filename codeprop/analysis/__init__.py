@@ -1,0 +1,6 @@
+"""Analysis of embeddings: how well a representation separates the labels.
+
+- `silhouette`: the silhouette score (Euclidean or cosine), blocked for bounded memory.
+- `tsne`: 2-D t-SNE maps of embeddings, seeded.
+- `linear_probe`: logistic regression on frozen embeddings, per fold.
+"""

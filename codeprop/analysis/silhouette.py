@@ -1,0 +1,133 @@
+"""Silhouette score of embeddings, as the paper defines it, in bounded memory.
+
+For sample i with label c: a(i) is its mean distance to the other members of c, b(i) the
+smallest mean distance to the members of another label, and s(i) = (b - a) / max(a, b)
+(0 for a sample alone in its label). The score is the mean of s over all samples; 1 means
+tight, well-separated labels, near 0 overlapping ones.
+
+The N x N distances are never held at once: they come in [B, B] blocks, each one matrix
+product (``|x|^2 + |y|^2 - 2 x.y``, float64) written into one reused buffer, and their
+sums per label are `np.add.reduceat` over rows put in label order. Only the blocks on and
+above the diagonal are computed (distances are symmetric). The arithmetic is
+`sklearn.metrics.silhouette_score`'s (which also expands the squares and zeroes the
+diagonal); the speed comes from the symmetry, the reused buffer and the per-label sums
+over contiguous runs instead of `np.bincount` row by row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("euclidean", "cosine")
+
+
+def check_embeddings(embeddings, labels) -> tuple[np.ndarray, np.ndarray]:
+    """The embeddings as float64 [N, D] and the labels as [N] codes 0..C-1.
+
+    Raises:
+      ValueError: lengths differ, fewer than two labels, or a value is NaN or infinite.
+    """
+    x = np.asarray(embeddings, np.float64)
+    labels = np.asarray(labels)
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be [N, D]; got shape {x.shape}")
+    if len(labels) != len(x):
+        raise ValueError(f"{len(x)} embeddings but {len(labels)} labels")
+    if not np.isfinite(x).all():
+        bad = int((~np.isfinite(x)).any(axis=1).sum())
+        raise ValueError(f"{bad} of {len(x)} embeddings hold NaN or infinite values")
+    values, codes = np.unique(labels, return_inverse=True)
+    if not 2 <= len(values) <= len(x) - 1:
+        raise ValueError(
+            f"the silhouette needs 2 to N-1 labels; got {len(values)} for {len(x)} samples"
+        )
+    return x, codes
+
+
+def _distances(x_i, x_j, norms_i, norms_j, metric: str, out: np.ndarray) -> np.ndarray:
+    """[B_i, B_j] distances between two blocks of rows, written into `out`."""
+    np.matmul(x_i, x_j.T, out=out)
+    if metric == "cosine":  # rows already unit-normalised
+        np.subtract(1.0, out, out=out)
+    else:
+        out *= -2.0
+        out += norms_j[None, :]
+        out += norms_i[:, None]
+    np.maximum(out, 0.0, out=out)  # rounding can push 0 below 0
+    if metric == "euclidean":
+        np.sqrt(out, out=out)
+    return out
+
+
+def label_distance_sums(x: np.ndarray, codes: np.ndarray, metric: str, block: int):
+    """[N, C] sum of each sample's distances to the members of each label.
+
+    Rows are put in label order first, so that within a block the members of a label are
+    contiguous and their sums are one `np.add.reduceat` (N^2 additions in all, where a
+    one-hot product would take N^2 C). The distance matrix is symmetric: only the blocks
+    on and above the diagonal are computed; each serves its rows and, transposed, its
+    columns.
+    """
+    order = np.argsort(codes, kind="stable")
+    x, codes = x[order], codes[order]
+    n, num_labels = len(x), int(codes.max()) + 1
+    norms = (x * x).sum(axis=1)
+    sums = np.zeros((n, num_labels))
+    buffer = np.empty((min(block, n), min(block, n)))
+    blocks = [slice(i, min(i + block, n)) for i in range(0, n, block)]
+    # Per block: its first label and where each of its labels starts within it.
+    first = [int(codes[b.start]) for b in blocks]
+    starts = [np.flatnonzero(np.diff(codes[b], prepend=-1)) for b in blocks]
+    for bi, rows in enumerate(blocks):
+        for bj in range(bi, len(blocks)):
+            cols = blocks[bj]
+            out = buffer[: rows.stop - rows.start, : cols.stop - cols.start]
+            d = _distances(x[rows], x[cols], norms[rows], norms[cols], metric, out)
+            if bi == bj:  # A sample's distance to itself is 0, not the rounding error.
+                np.fill_diagonal(d, 0.0)
+            labels = slice(first[bj], first[bj] + len(starts[bj]))
+            sums[rows, labels] += np.add.reduceat(d, starts[bj], axis=1)
+            if bi != bj:
+                labels = slice(first[bi], first[bi] + len(starts[bi]))
+                sums[cols, labels] += np.add.reduceat(d, starts[bi], axis=0).T
+    unsorted = np.empty_like(sums)
+    unsorted[order] = sums
+    return unsorted
+
+
+def silhouette_samples(
+    embeddings, labels, metric: str = "euclidean", block: int = 1024
+) -> np.ndarray:
+    """[N] silhouette of every sample.
+
+    Args:
+      embeddings: [N, D].
+      labels: [N] any hashable labels.
+      metric: ``'euclidean'`` or ``'cosine'`` (1 - cosine similarity).
+      block: rows and columns per block; memory is about ``block**2 * 8`` bytes plus the
+        [N, C] sums.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
+    x, codes = check_embeddings(embeddings, labels)
+    if metric == "cosine":
+        lengths = np.linalg.norm(x, axis=1, keepdims=True)
+        if (lengths == 0).any():
+            raise ValueError("the cosine silhouette is undefined for all-zero embeddings")
+        x = x / lengths
+    sums = label_distance_sums(x, codes, metric, block)  # [N, C]
+    sizes = np.bincount(codes).astype(np.float64)  # [C]
+    rows = np.arange(len(x))
+    own_size = sizes[codes]
+    a = sums[rows, codes] / np.maximum(own_size - 1, 1)
+    others = sums / sizes
+    others[rows, codes] = np.inf
+    b = others.min(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s = (b - a) / np.maximum(a, b)
+    return np.where(own_size > 1, np.nan_to_num(s), 0.0)
+
+
+def silhouette_score(embeddings, labels, metric: str = "euclidean", block: int = 1024) -> float:
+    """Mean silhouette over all samples (see `silhouette_samples`)."""
+    return float(silhouette_samples(embeddings, labels, metric, block).mean())
