@@ -184,17 +184,36 @@ def run(
 
 
 def write_results(workdir: pathlib.Path, results: dict, embeddings, labels, test_fold) -> None:
-    """``results.json``, ``results.md`` and ``embeddings.npz`` (each example's test
-    embedding, label and test fold; NaN rows for examples never tested)."""
-    write_embeddings(workdir / "embeddings.npz", embeddings, labels, test_fold)
+    """``results.json``, ``results.md`` and ``embeddings.npz`` (see `write_embeddings`)."""
+    write_embeddings(workdir / "embeddings.npz", results, embeddings, labels, test_fold)
     (workdir / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
     (workdir / "results.md").write_text(report.markdown(results))
 
 
-def write_embeddings(path, embeddings, labels, test_fold) -> None:
-    """embeddings: (row indices [n], embeddings [n, D]) per fold."""
+def write_embeddings(path, results: dict, embeddings, labels, test_fold) -> None:
+    """A self-describing embeddings file (read it with `codeprop.analysis.embedding_files`).
+
+    Arrays: ``embeddings`` [N, D] (each example's embedding by the model of the fold that
+    tested it; NaN rows for examples never tested), ``labels`` [N], ``test_fold`` [N]
+    (-1: never tested), ``num_params`` [F] (each fold's model). Strings: ``benchmark``,
+    ``representation``, ``model``, ``protocol``; ``split_seed``.
+
+    Args:
+      embeddings: (row indices [n], embeddings [n, D]) per fold.
+    """
     dim = embeddings[0][1].shape[1]
     table = np.full((len(labels), dim), np.nan, np.float32)
     for idx, emb in embeddings:
         table[idx] = emb
-    np.savez_compressed(path, embeddings=table, labels=labels, test_fold=test_fold)
+    np.savez_compressed(
+        path,
+        embeddings=table,
+        labels=labels,
+        test_fold=test_fold,
+        num_params=np.array([f["num_params"] for f in results["folds"]], np.int64),
+        benchmark=results["benchmark"],
+        representation=results["representation"],
+        model=results["model"],
+        protocol=results["protocol"],
+        split_seed=results["split_seed"],
+    )
