@@ -52,3 +52,22 @@ def devmap_amd(raw_dir, tfds_dir):
     from codeprop.data import benchmarks
 
     return benchmarks.load("devmap/amd", raw_dir=raw_dir, tfds_dir=tfds_dir)
+
+
+@pytest.fixture(scope="session")
+def devmap_probe_run(raw_dir, tmp_path_factory):
+    """A small AST + GCN probe on devmap-amd (2 folds, 1 epoch): (workdir, results)."""
+    from codeprop.models import gnn
+    from codeprop.probes import graph_probe
+    from codeprop.train import classifier
+
+    workdir = tmp_path_factory.mktemp("devmap_probe")
+    results = graph_probe.run_graph_probe(
+        workdir=workdir,
+        benchmark="devmap/amd",
+        model=gnn.GCNConfig(hidden_dim=32, embed_dim=36),
+        train=classifier.TrainConfig(epochs=1, learning_rate=0.01),
+        max_folds=2,
+        raw_dir=str(raw_dir),
+    )
+    return workdir, results

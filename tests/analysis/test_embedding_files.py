@@ -4,27 +4,10 @@ import numpy as np
 import pytest
 
 from codeprop.analysis import embedding_files
-from codeprop.models import gnn
-from codeprop.probes import graph_probe
-from codeprop.train import classifier
 
 
-@pytest.fixture(scope="module")
-def probe_run(raw_dir, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("probe")
-    results = graph_probe.run_graph_probe(
-        workdir=workdir,
-        benchmark="devmap/amd",
-        model=gnn.GCNConfig(hidden_dim=32, embed_dim=36),
-        train=classifier.TrainConfig(epochs=1, learning_rate=0.01),
-        max_folds=2,
-        raw_dir=str(raw_dir),
-    )
-    return workdir, results
-
-
-def test_a_probe_writes_what_the_loader_reads(probe_run):
-    workdir, results = probe_run
+def test_a_probe_writes_what_the_loader_reads(devmap_probe_run):
+    workdir, results = devmap_probe_run
     file = embedding_files.load(workdir / "embeddings.npz", "devmap/amd", "kfold", 204)
     assert (file.benchmark, file.representation, file.model) == ("devmap/amd", "ast", "GCN")
     assert file.num_params.tolist() == [f["num_params"] for f in results["folds"]]
@@ -48,15 +31,15 @@ def _rewrite(path, target, **changes):
         ({"benchmark": "poj104"}, "benchmark is 'poj104', not 'devmap/amd'"),
     ],
 )
-def test_bad_files_are_named(probe_run, tmp_path, changes, message):
-    workdir, _ = probe_run
+def test_bad_files_are_named(devmap_probe_run, tmp_path, changes, message):
+    workdir, _ = devmap_probe_run
     bad = _rewrite(workdir / "embeddings.npz", tmp_path / "bad.npz", **changes)
     with pytest.raises(embedding_files.EmbeddingFileError, match=f"bad.npz: .*{message}"):
         embedding_files.load(bad, benchmark="devmap/amd")
 
 
-def test_a_tested_row_without_an_embedding_is_an_error(probe_run, tmp_path):
-    workdir, _ = probe_run
+def test_a_tested_row_without_an_embedding_is_an_error(devmap_probe_run, tmp_path):
+    workdir, _ = devmap_probe_run
     with np.load(workdir / "embeddings.npz") as data:
         x, fold = data["embeddings"].copy(), data["test_fold"]
     x[np.flatnonzero(fold >= 0)[0]] = np.nan

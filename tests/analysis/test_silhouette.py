@@ -21,21 +21,10 @@ def test_equals_sklearn_on_random_embeddings_for_any_block(metric, block):
         x, labels, metric=metric)) < 1e-6  # fmt: skip
 
 
-def test_equals_sklearn_on_real_embeddings_with_duplicate_rows(raw_dir, tmp_path):
+def test_equals_sklearn_on_real_embeddings_with_duplicate_rows(devmap_probe_run):
     # devmap rows that share a kernel share an embedding: distances of exactly 0.
-    from codeprop.models import gnn
-    from codeprop.probes import graph_probe
-    from codeprop.train import classifier
-
-    graph_probe.run_graph_probe(
-        workdir=tmp_path,
-        benchmark="devmap/amd",
-        model=gnn.GCNConfig(hidden_dim=32, embed_dim=36),
-        train=classifier.TrainConfig(epochs=2, learning_rate=0.01),
-        max_folds=1,
-        raw_dir=str(raw_dir),
-    )
-    saved = np.load(tmp_path / "embeddings.npz")
+    workdir, _ = devmap_probe_run
+    saved = np.load(workdir / "embeddings.npz")
     tested = saved["test_fold"] >= 0
     x, labels = saved["embeddings"][tested], saved["labels"][tested]
     assert len(np.unique(x, axis=0)) < len(x)
