@@ -40,7 +40,6 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.dedup import minhash as datatrove_minhash
 from datatrove.utils.text import TextNormConfig
 from datatrove.utils.word_tokenizers import WordTokenizer
-from loguru import logger
 
 from codeprop.corpus import dedup, pipeline, sources
 
@@ -117,7 +116,6 @@ def datatrove_clusters(contents, config, workdir: str) -> np.ndarray:
     """datatrove's MinHash pipeline as its documentation runs it: signatures, buckets (one
     task per band), clusters; on local disk. It joins every band collision without
     verifying it. Text normalisation off, so its shingles are codeprop's."""
-    logger.remove()  # datatrove logs every task's stats to stderr through loguru.
     bands, rows = dedup.band_params(even(config))
     minhash = datatrove_minhash.MinhashConfig(
         n_grams=config.shingle_size,
