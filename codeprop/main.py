@@ -17,8 +17,11 @@ Run a tool, ``python -m codeprop.main TOOL ARGS`` (``TOOL --help`` lists its fla
 
 The experiment's entry point is the one configurable function the gin files bind:
 `codeprop.probes.graph_probe.run_graph_probe` (AST/ProGraML graphs + GNN),
-`codeprop.probes.llm_probe.run_llm_probe` (a decoder LM + classification head) or
-`codeprop.train.pretrain.train` (sharded LM pretraining; gin/runs/pretrain.gin). The full
+`codeprop.probes.llm_probe.run_llm_probe` (a decoder LM + classification head),
+`codeprop.probes.features_probe.run_features_probe` (bag-of-features baselines),
+`codeprop.recipes.comparison.run_comparison` (every representation of a benchmark side by
+side; gin/experiments/compare_*.gin) or `codeprop.train.pretrain.train` (sharded LM
+pretraining; gin/runs/pretrain.gin). The full
 config is written to ``<workdir>/config.gin`` before the run and the operative config to
 ``<workdir>/operative_config.gin`` after it. Progress lines go to stdout; absl's INFO log
 is off unless ``--verbosity=0``.
@@ -98,9 +101,10 @@ def unset_required(fn) -> list[str]:
 
 
 def entry_point():
-    """The function the parsed gin config binds: exactly one of
-    `graph_probe.run_graph_probe`, `llm_probe.run_llm_probe` and `pretrain.train`."""
-    from codeprop.probes import graph_probe, llm_probe  # Imported here: they load JAX.
+    """The function the parsed gin config binds: exactly one of `ENTRY_POINTS`."""
+    # Imported here: they load JAX.
+    from codeprop.probes import features_probe, graph_probe, llm_probe
+    from codeprop.recipes import comparison
     from codeprop.train import pretrain
 
     def bound(fn) -> bool:
@@ -109,15 +113,30 @@ def entry_point():
         except (ValueError, KeyError):  # Not registered: no gin file mentions it.
             return False
 
-    candidates = (graph_probe.run_graph_probe, llm_probe.run_llm_probe, pretrain.train)
+    candidates = (
+        graph_probe.run_graph_probe,
+        llm_probe.run_llm_probe,
+        features_probe.run_features_probe,
+        comparison.run_comparison,
+        pretrain.train,
+    )
     entries = [fn for fn in candidates if bound(fn)]
     if len(entries) != 1:
         names = [fn.__name__ for fn in entries] or ["none"]
         raise ValueError(
-            "the gin files must configure exactly one of run_graph_probe, run_llm_probe and "
-            f"train (pretraining); they configure {', '.join(names)}"
+            f"the gin files must configure exactly one of {', '.join(ENTRY_POINTS)}; they "
+            f"configure {', '.join(names)}"
         )
     return entries[0]
+
+
+ENTRY_POINTS = (
+    "run_graph_probe",
+    "run_llm_probe",
+    "run_features_probe",
+    "run_comparison",
+    "train (pretraining)",
+)
 
 
 def run(gin_files: list[str], gin_bindings: list[str], workdir: str, search_paths=(".",)) -> dict:
@@ -135,6 +154,8 @@ def run(gin_files: list[str], gin_bindings: list[str], workdir: str, search_path
         raise ValueError(f"required gin parameters not set: {', '.join(missing)}")
     workdir_path = pathlib.Path(workdir)
     workdir_path.mkdir(parents=True, exist_ok=True)
+    # A finished run is one with an operative config: a run that fails leaves none.
+    (workdir_path / "operative_config.gin").unlink(missing_ok=True)
     (workdir_path / "config.gin").write_text(gin.config_str())
     entry = gin.get_configurable(fn)
     results = entry(workdir=workdir)
@@ -156,6 +177,13 @@ def main(argv):
 
     distributed.initialize(COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value)
     results = run(GIN_FILES.value, BINDINGS.value, WORKDIR.value, GIN_SEARCH_PATHS.value)
+    if "report_dir" in results:  # a comparison
+        for name, state in results["arm_runs"].items():
+            print(f"{name}: {state}")
+        for name, reason in results["left_out"].items():
+            print(f"left out of the report: {name}: {reason}")
+        print(f"report written to {results['report_dir']}/report.md")
+        return
     if "benchmark" not in results:  # pretraining
         print(json.dumps(results, indent=1))
         print(f"checkpoints and TensorBoard events in {WORKDIR.value}")

@@ -71,3 +71,19 @@ def devmap_probe_run(raw_dir, tmp_path_factory):
         raw_dir=str(raw_dir),
     )
     return workdir, results
+
+
+@pytest.fixture(scope="session")
+def devmap_bytes_run(raw_dir, tmp_path_factory):
+    """A bag-of-bytes baseline on devmap-amd, the same 2 folds: (workdir, results)."""
+    from codeprop.probes import features_probe
+
+    workdir = tmp_path_factory.mktemp("devmap_bytes")
+    results = features_probe.run_features_probe(
+        workdir=workdir,
+        benchmark="devmap/amd",
+        features="tokens",
+        max_folds=2,
+        raw_dir=str(raw_dir),
+    )
+    return workdir, results

@@ -4,7 +4,8 @@ import pytest
 
 import gin
 from codeprop.models import decoder, gnn, rgcn
-from codeprop.probes import llm_probe, protocol
+from codeprop.probes import features_probe, graph_probe, llm_probe, protocol
+from codeprop.recipes import comparison
 from codeprop.train import classifier, pretrain
 
 from conftest import REPO
@@ -41,7 +42,13 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
         assert isinstance(config, decoder.DecoderConfig) and config.num_kv_heads < config.num_heads
         assert bound["steps"] > 0 and bound["seq_len"] > 0 and callable(bound["data"])
         return
-    if entry is llm_probe.run_llm_probe:
+    if entry is comparison.run_comparison:
+        check_comparison(bound)
+        return
+    if entry is llm_probe.run_llm_probe and "checkpoint" in bound:
+        assert bound["checkpoint"] == "workdir/pretrain_demo/hf"  # the demo's export
+        assert bound["tokenizer"].endswith("code.model") and bound["aux_inputs"]
+    elif entry is llm_probe.run_llm_probe:
         config = gin.get_configurable(decoder.DecoderConfig)()
         assert (config.vocab_size, config.num_heads, config.num_kv_heads) == (263, 4, 2)
         assert bound["tokenizer"] == "bytes" and bound["pooling"] == "last"
@@ -67,6 +74,39 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
             assert (train.epochs, train.schedule, train.warmup_epochs) == (60, "cosine", 1)
             assert model.dropout_rate == 0.2
     assert train.epochs > 0
+
+
+def check_comparison(bound: dict) -> None:
+    """Every arm of a comparison parses, configures a probe of the comparison's benchmark
+    and protocol with the auxiliary inputs on devmap, and the names are distinct dirs."""
+    from codeprop import main
+
+    arms = bound["arms"]
+    assert len({comparison.slug(name) for name in arms}) == len(arms) >= 8
+    kinds = set()
+    for name, spec in arms.items():
+        files, bindings = comparison.split_spec(spec)
+        assert all((REPO / f).is_file() for f in files), name
+        gin.clear_config(clear_constants=True)
+        gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
+        entry = main.entry_point()
+        assert entry in (
+            graph_probe.run_graph_probe,
+            llm_probe.run_llm_probe,
+            features_probe.run_features_probe,
+        ), name
+        arm = gin.get_bindings(entry)
+        assert (arm["benchmark"], arm["protocol"]) == (bound["benchmark"], bound["protocol"])
+        assert arm.get("aux_inputs", False) == bound["benchmark"].startswith("devmap"), name
+        kinds.add((entry.__name__, arm.get("frozen", False)))
+    # Trained and frozen graph and LLM arms, and a bag-of-features baseline.
+    assert kinds >= {
+        ("run_graph_probe", False),
+        ("run_graph_probe", True),
+        ("run_llm_probe", False),
+        ("run_llm_probe", True),
+        ("run_features_probe", False),
+    }
 
 
 def test_paper_sizes():
@@ -101,7 +141,7 @@ def test_both_entry_points_at_once_is_an_error(tmp_path):
         str(REPO / "gin/experiments/devmap_amd_ast_gcn.gin"),
         str(REPO / "gin/models/decoder_tiny.gin"),
     ]
-    with pytest.raises(ValueError, match="exactly one of run_graph_probe, run_llm_probe and train"):
+    with pytest.raises(ValueError, match="exactly one of run_graph_probe, run_llm_probe, .*; they"):
         main.run(files, [], str(tmp_path), [str(REPO)])
 
 

@@ -15,8 +15,10 @@ import pathlib
 
 import numpy as np
 
-FIELDS = ("embeddings", "labels", "test_fold", "num_params", "benchmark", "representation",
-          "model", "protocol", "split_seed")  # fmt: skip
+FIELDS = ("embeddings", "fold_embeddings", "fold_of", "labels", "test_fold", "num_params",
+          "benchmark", "representation", "model", "protocol", "split_seed")  # fmt: skip
+PARTS = ("train", "validation", "test")
+"""The codes 0, 1, 2 of ``fold_of``."""
 
 
 class EmbeddingFileError(ValueError):
@@ -30,6 +32,10 @@ class EmbeddingFile:
     Attributes:
       path: where it was read.
       embeddings: [N, D]; NaN rows for examples never tested.
+      fold_embeddings: [F, N, D] every example of fold f's splits by fold f's model; NaN
+        rows for examples in none of them (no input).
+      fold_of: [F, N] the part of fold f each example is in: 0 training, 1 validation,
+        2 test, -1 none.
       labels: [N].
       test_fold: [N] fold that tested each example, -1 for none.
       num_params: [F] parameters of each fold's model.
@@ -39,6 +45,8 @@ class EmbeddingFile:
 
     path: pathlib.Path
     embeddings: np.ndarray
+    fold_embeddings: np.ndarray
+    fold_of: np.ndarray
     labels: np.ndarray
     test_fold: np.ndarray
     num_params: np.ndarray
@@ -57,6 +65,20 @@ class EmbeddingFile:
         """(row indices [T], embeddings [T, D], labels [T]) of the tested examples."""
         rows = np.flatnonzero(self.tested)
         return rows, self.embeddings[rows], self.labels[rows]
+
+    @property
+    def num_folds(self) -> int:
+        return len(self.fold_of)
+
+    def split(self, fold: int) -> dict[str, np.ndarray]:
+        """Row indices ``train``, ``validation``, ``test`` of a fold."""
+        return {name: np.flatnonzero(self.fold_of[fold] == i) for i, name in enumerate(PARTS)}
+
+    def fold_rows(self, fold: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row indices [n], embeddings [n, D], labels [n]) of every example fold `fold`'s
+        model embedded (its training, validation and test rows)."""
+        rows = np.flatnonzero(self.fold_of[fold] >= 0)
+        return rows, self.fold_embeddings[fold, rows], self.labels[rows]
 
 
 def load(
@@ -103,6 +125,25 @@ def load(
         )
     if (~file.tested & ~np.isnan(file.embeddings).all(axis=1)).any():
         raise EmbeddingFileError(f"{path}: untested examples have embeddings")
+    folds = len(file.num_params)
+    if file.fold_embeddings.shape != (folds, n, file.embeddings.shape[1]) or (
+        file.fold_of.shape != (folds, n)
+    ):
+        raise EmbeddingFileError(
+            f"{path}: fold_embeddings {file.fold_embeddings.shape} and fold_of "
+            f"{file.fold_of.shape} do not describe {folds} folds of {n} examples"
+        )
+    in_fold = file.fold_of >= 0
+    if (in_fold & ~np.isfinite(file.fold_embeddings).all(axis=2)).any():
+        raise EmbeddingFileError(
+            f"{path}: {int((in_fold & ~np.isfinite(file.fold_embeddings).all(axis=2)).sum())} "
+            "(fold, example) pairs of the folds' splits have NaN or infinite embeddings"
+        )
+    for f in range(folds):
+        if not np.array_equal(file.fold_of[f] == 2, file.test_fold == f):
+            raise EmbeddingFileError(
+                f"{path}: fold {f}'s test rows in fold_of differ from those in test_fold"
+            )
     wanted = {"benchmark": benchmark, "protocol": protocol, "split_seed": split_seed}
     for name, value in wanted.items():
         if value is not None and getattr(file, name) != value:

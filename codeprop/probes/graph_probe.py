@@ -225,6 +225,7 @@ def run_graph_probe(
     vocab_min_count: int = 1,
     raw_dir: str | None = None,
     cache_dir: str | None = None,
+    frozen: bool = False,
 ) -> dict:
     """Runs a graph probe on a benchmark and writes its results to `workdir`.
 
@@ -253,6 +254,9 @@ def run_graph_probe(
         ``node_texts='statement'``) needs to enter the vocabulary.
       raw_dir: raw-data directory (else $CODEPROP_DATA_DIR, else download).
       cache_dir: compiled-IR cache (see `codeprop.graphs.compiler.Compiler`).
+      frozen: the random-init baseline: the GNN keeps its initialisation (from
+        ``train.seed``) and a linear head is trained on its embeddings
+        (`codeprop.train.classifier.fit_frozen`); otherwise the GNN is trained.
 
     Examples without a graph (a POJ-104 program that does not compile) are left out of
     every split and counted in the results (``data.graphs.examples_without_graph`` and
@@ -297,13 +301,15 @@ def run_graph_probe(
             graphs = [vocab.encode(g) for g in built["inputs"]]
             module = rgcn.RGCN(model, len(vocab), bench.num_classes, sorted_receivers=True)
         data = batchers.Examples(graphs, built["graph_of"], labels, aux)
-        result = classifier.fit(module, data, split, train, **fit_kwargs)
+        fit = classifier.fit_frozen if frozen else classifier.fit
+        result = fit(module, data, split, train, **fit_kwargs)
         return result, {"vocab_size": len(vocab)}
 
     settings = {
         "model": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(model).items()},
         **({"node_texts": node_texts} if representation == "programl" else {}),
         "vocab_min_count": vocab_min_count,
+        "frozen": frozen,
     }
     return protocol_lib.run(
         workdir=workdir,
@@ -313,7 +319,8 @@ def run_graph_probe(
         train=train,
         header={
             "representation": representation,
-            "model": "GCN" if representation == "ast" else "R-GCN",
+            "model": ("GCN" if representation == "ast" else "R-GCN")
+            + (" (random init, linear head)" if frozen else ""),
             "settings": settings,
             "data": {"graphs": built["report"]},
         },

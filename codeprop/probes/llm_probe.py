@@ -83,6 +83,7 @@ def run_llm_probe(
     aux_inputs: bool = False,
     source_field: str | None = None,
     raw_dir: str | None = None,
+    frozen: bool = False,
 ) -> dict:
     """Fine-tunes a decoder with a classification head on a benchmark; writes the results.
 
@@ -97,6 +98,9 @@ def run_llm_probe(
       pooling: ``'last'`` (last non-pad token, as transformers) or ``'mean'``.
       protocol, num_folds, split_seed, max_folds, aux_inputs, source_field, raw_dir: as in
         `codeprop.probes.graph_probe.run_graph_probe`.
+      frozen: no fine-tuning: the decoder keeps the checkpoint's weights (or its random
+        initialisation from ``train.seed``) and a linear head is trained on its pooled
+        embeddings (`codeprop.train.classifier.fit_frozen`).
 
     Returns:
       The results dict also written to ``workdir/results.json``.
@@ -137,12 +141,14 @@ def run_llm_probe(
     def fit_fold(split, aux, fit_kwargs):
         data = batchers.Examples(built["sequences"], built["input_of"], labels, aux)
         batcher = batchers.SequenceBatcher.for_data(data, train.batch_size, tok.pad_id)
-        result = classifier.fit(
+        fit = classifier.fit_frozen if frozen else classifier.fit
+        result = fit(
             model, data, split, train, batcher=batcher, initial_params=initial, **fit_kwargs
         )
         return result, {}
 
-    name = f"decoder ({'checkpoint' if checkpoint else 'from scratch'}, {pooling} pooling)"
+    start = "checkpoint" if checkpoint else ("random init" if frozen else "from scratch")
+    name = f"decoder ({start}, {'frozen, linear head, ' if frozen else ''}{pooling} pooling)"
     return protocol_lib.run(
         workdir=workdir,
         bench=bench,
@@ -156,6 +162,8 @@ def run_llm_probe(
                 "decoder": dataclasses.asdict(decoder),
                 "checkpoint": checkpoint,
                 "tokenizer": tokenizer,
+                "pooling": pooling,
+                "frozen": frozen,
             },
             "data": {"sequences": built["report"]},
         },

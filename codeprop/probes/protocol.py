@@ -32,7 +32,6 @@ import numpy as np
 from clu import metric_writers
 
 from codeprop.data import benchmarks, devmap, splits
-from codeprop.models import gnn
 from codeprop.probes import report
 from codeprop.train import classifier, metrics, progress
 
@@ -86,18 +85,19 @@ def fold_record(
     """One fold's sizes, model selection and test metrics (devmap: with speed-ups)."""
     labels = np.array(bench.labels, np.int32)
     predictions = result["test_logits"].argmax(-1)
-    best = result["history"][result["best_epoch"] - 1]
     fold = {
         "fold": i,
         "train": len(split["train"]),
         "validation": len(split["validation"]),
         "test": len(split["test"]),
         "best_epoch": result["best_epoch"],
-        "best_validation_accuracy": best.get("validation_accuracy", float("nan")),
-        "num_params": gnn.num_params(result["params"]),
+        "best_validation_accuracy": result["best_validation_accuracy"],
+        "num_params": result["num_params"],
         **metrics.classification_metrics(labels[split["test"]], predictions, bench.num_classes),
         "seconds": round(time.perf_counter() - start, 2),
     }
+    if "regularisation" in result:  # A frozen encoder's linear head (`classifier.fit_frozen`).
+        fold["regularisation"] = result["regularisation"]
     if bench.platform:
         test_examples = [bench.examples[j] for j in split["test"]]
         fold.update(devmap.speedup_over_static(predictions, test_examples, bench.platform))
@@ -146,7 +146,7 @@ def run(
     # TensorBoard only: per-epoch scalars would drown the progress lines in a terminal.
     writer = metric_writers.SummaryWriter(str(workdir / "metrics"))
     reporter = progress.Progress(len(fold_splits), train.epochs, every_seconds=progress_every)
-    folds, embeddings = [], []
+    folds, embeddings, fold_embeddings = [], [], []
     test_fold = np.full(len(labels), -1, np.int32)
     for i, split in enumerate(fold_splits):
         start = time.perf_counter()
@@ -158,6 +158,7 @@ def run(
             "writer": writer,
             "step_offset": i * (train.epochs + 1),
             "progress": reporter.epoch,
+            "embed_all": True,
         }
         result, extra = fit_fold(split, aux, fit_kwargs)
         fold = fold_record(i, split, bench, result, start)
@@ -165,6 +166,7 @@ def run(
         folds.append(fold)
         test_fold[split["test"]] = i
         embeddings.append((split["test"], result["test_embeddings"]))
+        fold_embeddings.append((result["rows"], result["embeddings"]))
         reporter.end_fold(fold)
     writer.flush()
     results = {
@@ -179,35 +181,52 @@ def run(
         "folds": folds,
         "aggregate": report.aggregate(folds),
     }
-    write_results(workdir, results, embeddings, labels, test_fold)
+    write_results(workdir, results, embeddings, labels, test_fold, fold_embeddings)
     return results
 
 
-def write_results(workdir: pathlib.Path, results: dict, embeddings, labels, test_fold) -> None:
+def write_results(
+    workdir: pathlib.Path, results: dict, embeddings, labels, test_fold, fold_embeddings
+) -> None:
     """``results.json``, ``results.md`` and ``embeddings.npz`` (see `write_embeddings`)."""
-    write_embeddings(workdir / "embeddings.npz", results, embeddings, labels, test_fold)
+    write_embeddings(
+        workdir / "embeddings.npz", results, embeddings, labels, test_fold, fold_embeddings
+    )
     (workdir / "results.json").write_text(json.dumps(results, indent=2, default=float) + "\n")
     (workdir / "results.md").write_text(report.markdown(results))
 
 
-def write_embeddings(path, results: dict, embeddings, labels, test_fold) -> None:
+def write_embeddings(path, results: dict, embeddings, labels, test_fold, fold_embeddings) -> None:
     """A self-describing embeddings file (read it with `codeprop.analysis.embedding_files`).
 
     Arrays: ``embeddings`` [N, D] (each example's embedding by the model of the fold that
-    tested it; NaN rows for examples never tested), ``labels`` [N], ``test_fold`` [N]
-    (-1: never tested), ``num_params`` [F] (each fold's model). Strings: ``benchmark``,
-    ``representation``, ``model``, ``protocol``; ``split_seed``.
+    tested it; NaN rows for examples never tested), ``fold_embeddings`` [F, N, D] (every
+    example of fold f's splits embedded by fold f's model; NaN rows for examples without
+    an input), ``fold_of`` [F, N] (0 training, 1 validation, 2 test, -1 in no split of
+    the fold), ``labels`` [N], ``test_fold`` [N] (-1: never tested), ``num_params`` [F]
+    (each fold's model). Strings: ``benchmark``, ``representation``, ``model``,
+    ``protocol``; ``split_seed``.
 
     Args:
-      embeddings: (row indices [n], embeddings [n, D]) per fold.
+      embeddings: (row indices [n], embeddings [n, D]) per fold: its test rows.
+      fold_embeddings: (row indices [n], embeddings [n, D]) per fold: the training,
+        validation and test rows, in that order.
     """
     dim = embeddings[0][1].shape[1]
     table = np.full((len(labels), dim), np.nan, np.float32)
     for idx, emb in embeddings:
         table[idx] = emb
+    per_fold = np.full((len(fold_embeddings), len(labels), dim), np.nan, np.float32)
+    part = np.full((len(fold_embeddings), len(labels)), -1, np.int8)
+    for f, ((idx, emb), fold) in enumerate(zip(fold_embeddings, results["folds"], strict=True)):
+        per_fold[f, idx] = emb
+        sizes = [fold["train"], fold["validation"], fold["test"]]
+        part[f, idx] = np.repeat(np.arange(3, dtype=np.int8), sizes)
     np.savez_compressed(
         path,
         embeddings=table,
+        fold_embeddings=per_fold,
+        fold_of=part,
         labels=labels,
         test_fold=test_fold,
         num_params=np.array([f["num_params"] for f in results["folds"]], np.int64),

@@ -18,7 +18,8 @@ import jax
 import numpy as np
 from clu import metric_writers
 
-from codeprop.train import batchers, steps
+from codeprop.models import gnn
+from codeprop.train import batchers, linear_head, steps
 
 SELECTIONS = ("accuracy", "accuracy_then_loss", "loss")
 
@@ -152,6 +153,7 @@ def fit(
     batcher=None,
     initial_params=None,
     progress: Callable[[dict], None] | None = None,
+    embed_all: bool = False,
 ) -> dict:
     """Trains `model` on one split with best-validation model selection.
 
@@ -169,11 +171,14 @@ def fit(
         parameters (e.g. to put a pretrained decoder in), or None.
       progress: called after every epoch with its record (``epoch``, ``steps``, losses and
         accuracies; e.g. `codeprop.train.progress.Progress.epoch`), or None.
+      embed_all: also embed the training and validation rows with the selected model.
 
     Returns:
-      ``params`` (best), ``best_epoch``, ``history`` (per-epoch train loss and accuracy,
-      validation loss and accuracy), ``test_logits`` [T, C], ``test_embeddings`` [T, D]
-      and ``budget`` (the padded batch sizes used).
+      ``params`` (best), ``num_params``, ``best_epoch``, ``best_validation_accuracy``,
+      ``history`` (per-epoch train loss and accuracy, validation loss and accuracy),
+      ``test_logits`` [T, C], ``test_embeddings`` [T, D], ``budget`` (the padded batch
+      sizes used) and, with `embed_all`, ``embeddings`` [n, D] of ``rows`` [n] (the split's
+      training, validation and test rows, in that order).
     """
 
     if batcher is None:
@@ -232,12 +237,96 @@ def fit(
                 "params": state.params,
             }
     state = state.replace(params=best["params"])
-    test = evaluate(state, batcher, split["test"], with_embeddings=True)
-    return {
-        "params": jax.device_get(best["params"]),
+    params = jax.device_get(best["params"])
+    out = {
+        "params": params,
+        "num_params": gnn.num_params(params),
         "best_epoch": best["epoch"],
+        "best_validation_accuracy": best["accuracy"],
         "history": history,
-        "test_logits": test["logits"],
-        "test_embeddings": test.get("embeddings"),
         "budget": batcher.describe(),
     }
+    return out | embed_split(state, batcher, split, embed_all)
+
+
+def embed_split(state, batcher, split: dict[str, np.ndarray], embed_all: bool) -> dict:
+    """``test_logits``, ``test_embeddings`` and, with `embed_all`, ``rows`` (training,
+    validation and test rows) and their ``embeddings``, in one pass."""
+    rows = linear_head.concatenated(split)[0] if embed_all else np.asarray(split["test"])
+    out = evaluate(state, batcher, rows, with_embeddings=True)
+    num_test = len(split["test"])
+    tail = slice(len(rows) - num_test, len(rows))
+    result = {
+        "test_logits": out["logits"][tail],
+        "test_embeddings": out["embeddings"][tail] if num_test else out.get("embeddings"),
+    }
+    if embed_all:
+        result.update(rows=rows, embeddings=out["embeddings"])
+    return result
+
+
+HEAD_NAMES = ("head", "score")
+"""Names of the classification layers of codeprop's classifiers (`codeprop.models.gnn`,
+`codeprop.models.rgcn`: ``head``; `codeprop.models.heads.DecoderClassifier`: ``score``)."""
+
+
+def fit_frozen(
+    model: nn.Module,
+    data: batchers.Examples,
+    split: dict[str, np.ndarray],
+    config: TrainConfig,
+    batcher=None,
+    initial_params=None,
+    embed_all: bool = False,
+    regularisations: tuple[float, ...] = linear_head.REGULARISATIONS,
+    **unused,
+) -> dict:
+    """A frozen encoder read by a linear head: nothing of `model` is trained.
+
+    The model's parameters are its initialisation from ``config.seed`` (a random-init
+    baseline), or what `initial_params` puts in (a pretrained decoder). Every row of the
+    split is embedded once; the auxiliary inputs, when the data has them, are appended;
+    and a logistic-regression head (`codeprop.train.linear_head`) is trained on the
+    training rows with its L2 strength chosen on the validation rows.
+
+    Args:
+      model, data, split, config, batcher, initial_params, embed_all: as in `fit`
+        (``config.epochs`` and the optimiser settings are not used).
+      regularisations: the grid of the head's ``C``.
+      unused: `fit`'s writer, step offset and progress, accepted and ignored.
+
+    Returns:
+      As `fit`, with ``best_epoch`` 0, ``history`` the validation accuracy of each ``C``,
+      ``regularisation`` the chosen one, and ``num_params`` the encoder's parameters
+      (without its own, unused, classification layer) plus the head's.
+    """
+    del unused
+    if batcher is None:
+        batcher = batchers.GraphBatcher.for_split(data, split, config.batch_size)
+    first, _ = next(batcher.batches(split["train"][:1]))
+    state = steps.create_train_state(model, first, config.seed, steps.adamw(0.0))
+    if initial_params is not None:
+        state = state.replace(params=initial_params(state.params))
+    rows, local = linear_head.concatenated(split)
+    out = evaluate(state, batcher, rows, with_embeddings=True)
+    embeddings = out["embeddings"]  # [n, D], rows in `rows` order.
+    features = embeddings if data.aux is None else np.concatenate([embeddings, data.aux[rows]], 1)
+    head = linear_head.fit_linear_head(
+        features, data.labels[rows], local, regularisations=regularisations
+    )
+    params = jax.device_get(state.params)
+    encoder = {k: v for k, v in params.items() if k not in HEAD_NAMES}
+    result = {
+        "params": encoder,
+        "num_params": gnn.num_params(encoder) + head["num_params"],
+        "best_epoch": 0,
+        "best_validation_accuracy": head["validation_accuracy"],
+        "regularisation": head["regularisation"],
+        "history": head["history"],
+        "budget": batcher.describe(),
+        "test_logits": head["test_logits"],
+        "test_embeddings": embeddings[local["test"]],
+    }
+    if embed_all:
+        result.update(rows=rows, embeddings=embeddings)
+    return result

@@ -14,6 +14,11 @@ def test_a_probe_writes_what_the_loader_reads(devmap_probe_run):
     rows, x, labels = file.tested_rows()
     assert len(rows) == 136 and x.shape == (136, 36) and set(file.test_fold[rows]) == {0, 1}
     assert (labels == np.array(file.labels)[rows]).all()
+    split = file.split(1)
+    assert [len(split[k]) for k in ("train", "validation", "test")] == [551, 61, 68]
+    assert (split["test"] == np.flatnonzero(file.test_fold == 1)).all()
+    rows, x, _ = file.fold_rows(1)
+    assert len(rows) == 680 and np.isfinite(x).all()
 
 
 def _rewrite(path, target, **changes):
@@ -29,6 +34,9 @@ def _rewrite(path, target, **changes):
         ({"test_fold": None}, "no test_fold"),
         ({"labels": np.zeros(5)}, "do not describe the same examples"),
         ({"benchmark": "poj104"}, "benchmark is 'poj104', not 'devmap/amd'"),
+        ({"fold_of": np.zeros((2, 680), np.int8)}, "fold 0's test rows in fold_of differ"),
+        ({"fold_embeddings": np.zeros((1, 680, 36))}, "do not describe 2 folds of 680"),
+        ({"fold_embeddings": np.full((2, 680, 36), np.nan)}, "1360 .fold, example. pairs"),
     ],
 )
 def test_bad_files_are_named(devmap_probe_run, tmp_path, changes, message):

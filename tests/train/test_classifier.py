@@ -101,3 +101,40 @@ def test_selection_breaks_accuracy_ties_by_loss():
     assert results["loss"]["best_epoch"] == lowest_overall["epoch"]
     # The same training run: only the kept epoch differs.
     assert results["accuracy_then_loss"]["history"] == results["loss"]["history"] == history
+
+
+def test_fit_embeds_every_row_of_the_split_with_the_selected_model():
+    cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=8)
+    data, vocab_size = _data(cfg)
+    split = {
+        "train": np.array([0, 1, 2, 3, 4]),
+        "validation": np.array([5]),
+        "test": np.array([6, 7]),
+    }
+    model = graph_probe.make_model(cfg, data.inputs, vocab_size, 2)
+    config = classifier.TrainConfig(epochs=2, batch_size=4, learning_rate=0.01)
+    result = classifier.fit(model, data, split, config, embed_all=True)
+    assert result["rows"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7]
+    assert result["embeddings"].shape == (8, 8)
+    np.testing.assert_allclose(result["embeddings"][6:], result["test_embeddings"], rtol=1e-6)
+    assert result["num_params"] == gnn.num_params(result["params"])
+    assert "embeddings" not in classifier.fit(model, data, split, config)
+
+
+def test_fit_frozen_trains_only_a_linear_head_on_the_initial_encoder():
+    cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=8)
+    data, vocab_size = _data(cfg)
+    split = {"train": np.arange(6), "validation": np.array([6]), "test": np.array([7])}
+    model = graph_probe.make_model(cfg, data.inputs, vocab_size, 2)
+    config = classifier.TrainConfig(epochs=5, batch_size=4, seed=3)
+    frozen = classifier.fit_frozen(model, data, split, config, embed_all=True)
+    # The encoder is its initialisation: the embeddings of a 0-epoch fit from that seed.
+    untrained = classifier.fit(
+        model, data, split, config.__class__(epochs=0, seed=3), embed_all=True
+    )
+    np.testing.assert_allclose(frozen["embeddings"], untrained["embeddings"], rtol=1e-6)
+    encoder = gnn.num_params(untrained["params"]) - (8 * 2 + 2)  # without the GCN's own head
+    assert frozen["num_params"] == encoder + 8 + 1  # plus a binary logistic regression
+    assert "head" not in frozen["params"] and frozen["best_epoch"] == 0
+    assert frozen["regularisation"] in (0.01, 0.1, 1.0, 10.0)
+    assert frozen["test_logits"].shape == (1, 2)

@@ -1,0 +1,143 @@
+"""Bag-of-features baselines: histograms of AST node types or of tokens, linear head.
+
+`run_features_probe` is the comparison's floor: no structure, no learned encoder. Each
+program becomes ``log(1 + count)`` of every AST node type (the vocabulary of the fold's
+training graphs, as the GCN's; unseen types share one bucket) or of every token id of a
+tokenizer, and a logistic-regression head (`codeprop.train.linear_head`, its L2 strength
+chosen on validation rows) reads it. Splits, metrics and result files are
+`codeprop.probes.protocol`'s, the same as every other probe's; the histogram is the
+embedding written to ``embeddings.npz``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from codeprop.data import benchmarks
+from codeprop.graphs import ast
+from codeprop.probes import graph_probe
+from codeprop.probes import protocol as protocol_lib
+from codeprop.tokens import tokenization
+from codeprop.train import classifier, linear_head
+
+FEATURES = ("ast_node_types", "tokens")
+
+
+def token_histograms(bench: benchmarks.Benchmark, tokenizer, source_of) -> dict:
+    """[S, V] token-id counts of each distinct source and each example's source [N]."""
+    index: dict[str, int] = {}
+    counts, input_of = [], []
+    for example in bench.examples:
+        text = source_of(bench, example)
+        if text not in index:
+            index[text] = len(counts)
+            ids = np.asarray(tokenizer.encode(text), np.int64)
+            counts.append(np.bincount(ids, minlength=tokenizer.vocab_size))
+        input_of.append(index[text])
+    return {"counts": np.stack(counts), "input_of": np.asarray(input_of, np.int64)}
+
+
+def node_type_histograms(graphs, vocab: ast.NodeTypeVocab, language: str) -> np.ndarray:
+    """[G, V] counts of each vocabulary node type in each AST graph."""
+    table = vocab.table(language)
+    return np.stack([np.bincount(table[g.nodes["kind"]], minlength=len(vocab)) for g in graphs])
+
+
+def run_features_probe(
+    *,
+    workdir: str | os.PathLike,
+    benchmark: str,
+    features: str = "ast_node_types",
+    tokenizer: str = "bytes",
+    protocol: str = "kfold",
+    num_folds: int = 10,
+    split_seed: int = 204,
+    max_folds: int | None = None,
+    aux_inputs: bool = False,
+    source_field: str | None = None,
+    vocab_min_count: int = 1,
+    regularisations: tuple[float, ...] = linear_head.REGULARISATIONS,
+    raw_dir: str | None = None,
+) -> dict:
+    """Trains a linear head on histogram features of a benchmark; writes the results.
+
+    Args:
+      workdir: output directory (created).
+      benchmark: ``devmap/amd``, ``devmap/nvidia`` or ``poj104``.
+      features: ``ast_node_types`` (tree-sitter node types, vocabulary per training
+        fold) or ``tokens`` (ids of `tokenizer`).
+      tokenizer: ``'bytes'`` or a tokenizer.json / SentencePiece path (``tokens`` only).
+      vocab_min_count: training-fold occurrences a node type needs to get its own column.
+      regularisations: the grid of the head's ``C`` (chosen on validation rows).
+      protocol, num_folds, split_seed, max_folds, aux_inputs, source_field, raw_dir: as in
+        `codeprop.probes.graph_probe.run_graph_probe`.
+
+    Returns:
+      The results dict also written to ``workdir/results.json``.
+    """
+    if features not in FEATURES:
+        raise ValueError(f"unknown features {features!r}; one of {FEATURES}")
+    bench = benchmarks.load(benchmark, raw_dir=raw_dir)
+    protocol_lib.check_aux_inputs(bench, aux_inputs)
+    labels = np.array(bench.labels, np.int32)
+    if features == "ast_node_types":
+        built = graph_probe.build_ast_graphs(bench, source_field)
+        input_of, data_report = built["graph_of"], {"graphs": built["report"]}
+    else:
+        tok = tokenization.load(tokenizer)
+        built = token_histograms(
+            bench, tok, lambda b, e: protocol_lib.source_of(b, e, source_field)
+        )
+        input_of = built["input_of"]
+        data_report = {
+            "tokens": {"distinct_sources": len(built["counts"]), "vocab": tok.vocab_size}
+        }
+
+    def fit_fold(split, aux, fit_kwargs):
+        if features == "ast_node_types":
+            train_graphs = [built["graphs"][g] for g in np.unique(input_of[split["train"]])]
+            vocab = ast.NodeTypeVocab.build(train_graphs, built["language"], vocab_min_count)
+            counts = node_type_histograms(built["graphs"], vocab, built["language"])
+        else:
+            counts = built["counts"]
+        rows, local = linear_head.concatenated(split)
+        embeddings = np.log1p(counts[input_of[rows]]).astype(np.float32)  # [n, V]
+        x = embeddings if aux is None else np.concatenate([embeddings, aux[rows]], axis=1)
+        head = linear_head.fit_linear_head(x, labels[rows], local, regularisations)
+        result = {
+            "num_params": head["num_params"],
+            "best_epoch": 0,
+            "best_validation_accuracy": head["validation_accuracy"],
+            "regularisation": head["regularisation"],
+            "test_logits": head["test_logits"],
+            "test_embeddings": embeddings[local["test"]],
+            "rows": rows,
+            "embeddings": embeddings,
+        }
+        return result, {"vocab_size": counts.shape[1]}
+
+    return protocol_lib.run(
+        workdir=workdir,
+        bench=bench,
+        input_of=input_of,
+        fit_fold=fit_fold,
+        train=classifier.TrainConfig(epochs=0),
+        header={
+            "representation": "ast" if features == "ast_node_types" else "tokens",
+            "model": f"bag of {features.replace('_', ' ')} (linear head)",
+            "settings": {
+                "features": features,
+                "tokenizer": tokenizer if features == "tokens" else None,
+                "vocab_min_count": vocab_min_count,
+                "regularisations": list(regularisations),
+            },
+            "data": data_report,
+        },
+        protocol=protocol,
+        num_folds=num_folds,
+        split_seed=split_seed,
+        max_folds=max_folds,
+        aux_inputs=aux_inputs,
+    )

@@ -1,0 +1,104 @@
+"""The baselines of the comparison: random-init GNNs, frozen decoders, bags of features."""
+
+import jax
+import numpy as np
+import pytest
+
+from codeprop.checkpoints import hf
+from codeprop.models import decoder, gnn, heads
+from codeprop.probes import features_probe, graph_probe, llm_probe
+from codeprop.tokens import tokenization
+from codeprop.train import classifier
+
+CONFIG = decoder.tiny(vocab_size=263).replace(embed_dim=32, mlp_dim=64, num_layers=2)
+
+
+def _fold_shapes(workdir, folds, dim):
+    with np.load(workdir / "embeddings.npz") as data:
+        assert data["fold_embeddings"].shape == (folds, 680, dim)
+        assert data["fold_of"].shape == (folds, 680)
+        # Every example is in a split of every fold: training, validation or test.
+        assert (data["fold_of"] >= 0).all() and np.isfinite(data["fold_embeddings"]).all()
+        return {k: data[k] for k in data.files}
+
+
+def test_bag_of_node_types_counts_the_training_folds_types(devmap_amd, raw_dir, tmp_path):
+    results = features_probe.run_features_probe(
+        workdir=tmp_path, benchmark="devmap/amd", max_folds=2, raw_dir=str(raw_dir)
+    )
+    fold = results["folds"][0]
+    data = _fold_shapes(tmp_path, 2, max(f["vocab_size"] for f in results["folds"]))
+    built = graph_probe.build_ast_graphs(devmap_amd)
+    # Row 0's embedding is log(1 + count) of its kernel's node types; the total count is
+    # its number of nodes (unseen types share the out-of-vocabulary column).
+    graph = built["graphs"][built["graph_of"][0]]
+    counts = np.expm1(data["fold_embeddings"][0, 0, : fold["vocab_size"]].astype(np.float64))
+    assert round(counts.sum()) == int(graph.n_node[0])
+    assert fold["best_epoch"] == 0 and fold["regularisation"] in (0.01, 0.1, 1.0, 10.0)
+    assert fold["num_params"] == fold["vocab_size"] + 1  # binary logistic regression
+    assert results["model"] == "bag of ast node types (linear head)"
+    # Better than always answering the majority class (static mapping, 58.8%).
+    assert results["aggregate"]["pooled_accuracy"] > 0.6
+
+
+def test_bag_of_bytes_with_aux_inputs(raw_dir, tmp_path):
+    results = features_probe.run_features_probe(
+        workdir=tmp_path,
+        benchmark="devmap/amd",
+        features="tokens",
+        max_folds=1,
+        aux_inputs=True,
+        raw_dir=str(raw_dir),
+    )
+    (fold,) = results["folds"]
+    assert fold["vocab_size"] == 263 and fold["num_params"] == 263 + 2 + 1
+    assert results["model"].endswith("+ aux inputs") and "speedup_mean" in fold
+    with pytest.raises(ValueError, match="unknown features"):
+        features_probe.run_features_probe(workdir=tmp_path, benchmark="devmap/amd", features="x")
+
+
+def test_random_init_gcn_is_its_initialisation_read_by_a_linear_head(raw_dir, tmp_path):
+    model = gnn.GCNConfig(hidden_dim=16, embed_dim=16)
+    kwargs = dict(benchmark="devmap/amd", model=model, max_folds=1, raw_dir=str(raw_dir))
+    # The number of epochs does not matter: nothing is trained.
+    a = graph_probe.run_graph_probe(
+        workdir=tmp_path / "a", train=classifier.TrainConfig(epochs=1), frozen=True, **kwargs
+    )
+    b = graph_probe.run_graph_probe(
+        workdir=tmp_path / "b", train=classifier.TrainConfig(epochs=7), frozen=True, **kwargs
+    )
+    ea, eb = _fold_shapes(tmp_path / "a", 1, 16), _fold_shapes(tmp_path / "b", 1, 16)
+    np.testing.assert_array_equal(ea["fold_embeddings"], eb["fold_embeddings"])
+    assert a["folds"][0]["accuracy"] == b["folds"][0]["accuracy"]
+    assert a["model"] == "GCN (random init, linear head)" and a["settings"]["frozen"]
+    vocab = a["folds"][0]["vocab_size"]
+    encoder = vocab * 16 + (16 * 16 + 16) * 2  # node embedding and two convolutions
+    assert a["folds"][0]["num_params"] == encoder + 16 + 1
+
+
+def test_frozen_checkpoint_embeddings_are_the_checkpoints(devmap_amd, raw_dir, tmp_path):
+    params = decoder.init_params(CONFIG, jax.random.key(5))
+    hf.save(CONFIG, params, tmp_path / "ckpt", "codeshell")
+    results = llm_probe.run_llm_probe(
+        workdir=tmp_path / "run",
+        benchmark="devmap/amd",
+        train=classifier.TrainConfig(epochs=3, batch_size=32),
+        checkpoint=str(tmp_path / "ckpt"),
+        max_tokens=64,
+        pooling="mean",
+        max_folds=1,
+        frozen=True,
+        raw_dir=str(raw_dir),
+    )
+    assert results["model"] == "decoder (checkpoint, frozen, linear head, mean pooling)"
+    assert results["folds"][0]["num_params"] == decoder.num_params(params) + 32 + 1
+    data = _fold_shapes(tmp_path / "run", 1, 32)
+    # Row 0's embedding is the checkpoint's mean-pooled final hidden state of its kernel.
+    tok = tokenization.load("bytes")
+    text = devmap_amd.examples[0]["normalized_source"]
+    tokens = np.asarray([tok.encode(text)[:64]], np.int32)
+    model = heads.DecoderClassifier(CONFIG, 2, pad_id=tok.pad_id, pooling="mean")
+    head = {"score": {"kernel": np.zeros((32, 2), np.float32)}}
+    want = model.apply({"params": {"decoder": params, **head}}, tokens, method="embed")
+    got = data["fold_embeddings"][0, 0]
+    np.testing.assert_allclose(got, np.asarray(want)[0], rtol=2e-4, atol=2e-5)

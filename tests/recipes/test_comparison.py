@@ -1,0 +1,93 @@
+"""The comparison command: arms run in child processes, reused when finished with the same
+config, rerun when it changed, left out (with the reason) when they fail."""
+
+import json
+
+import pytest
+
+from codeprop import main
+from codeprop.recipes import comparison
+
+from conftest import REPO
+
+FEATURES = ["gin/runs/features_probe.gin", "BENCHMARK = 'devmap/amd'", "PROTOCOL = 'kfold'"]
+ARMS = {
+    "bag of AST node types": FEATURES,
+    "bag of bytes": [*FEATURES, "features_probe.run_features_probe.features = 'tokens'"],
+    "CodeShell (no checkpoint)": [
+        "gin/experiments/devmap_amd_codeshell_demo.gin",
+        "CHECKPOINT = '/nonexistent/checkpoint'",
+    ],
+}
+
+
+@pytest.fixture()
+def in_repo(raw_dir, monkeypatch):
+    monkeypatch.chdir(REPO)  # gin includes are relative to the repository root
+    monkeypatch.setenv("CODEPROP_DATA_DIR", str(raw_dir))
+
+
+def _compare(workdir, arms=ARMS, **kwargs):
+    return comparison.run_comparison(
+        workdir=workdir,
+        benchmark="devmap/amd",
+        protocol="kfold",
+        arms=arms,
+        bindings=["MAX_FOLDS = 2"],
+        **kwargs,
+    )
+
+
+def test_run_reuse_and_rerun(in_repo, tmp_path, capsys):
+    first = _compare(tmp_path)
+    runs = first["arm_runs"]
+    assert runs["bag of AST node types"].startswith("ran in")
+    assert runs["CodeShell (no checkpoint)"].startswith("failed (exit status 1")
+    assert [a["name"] for a in first["arms"]] == ["bag of AST node types", "bag of bytes"]
+    reason = first["left_out"]["CodeShell (no checkpoint)"]
+    assert "log.txt" in reason and "results.json: missing" in reason
+    log = (tmp_path / "arms" / "codeshell_no_checkpoint" / "log.txt").read_text()
+    assert "/nonexistent/checkpoint" in log
+    assert "[bag of bytes] fold 2/2" in capsys.readouterr().out
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "| bag of bytes | baseline | no |" in report and "## Left out" in report
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["arm_runs"] == runs
+
+    # The same config again: reused, the same numbers.
+    second = _compare(tmp_path, run=False)
+    assert second["arm_runs"]["bag of bytes"] == "reused a finished run of the same config"
+    assert second["arm_runs"]["CodeShell (no checkpoint)"].startswith("not run (the last run")
+    assert second["arms"][1]["metrics"] == first["arms"][1]["metrics"]
+
+    # One binding changed: that arm runs again, the other is reused.
+    changed = {
+        "bag of AST node types": ARMS["bag of AST node types"],
+        "bag of bytes": [
+            *ARMS["bag of bytes"],
+            "features_probe.run_features_probe.vocab_min_count = 2",
+        ],
+    }
+    third = _compare(tmp_path, changed)
+    assert third["arm_runs"]["bag of bytes"].startswith("ran in")
+    assert third["arm_runs"]["bag of AST node types"].startswith("reused")
+
+
+def test_a_failed_run_is_never_reused(tmp_path):
+    (tmp_path / "config.gin").write_text("x = 1\n")
+    assert comparison.is_finished(tmp_path, "x = 1\n").startswith("the last run did not finish")
+    for name in comparison.FINISHED:
+        (tmp_path / name).write_text("")
+    assert comparison.is_finished(tmp_path, "x = 1\n") is None
+    assert comparison.is_finished(tmp_path, "x = 2\n") == "its config changed"
+
+
+def test_a_run_that_fails_leaves_no_operative_config(in_repo, tmp_path):
+    (tmp_path / "operative_config.gin").write_text("from a finished run\n")
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        main.run(
+            ["gin/runs/features_probe.gin"],
+            ["BENCHMARK = 'devmap/arm'", "PROTOCOL = 'kfold'"],
+            str(tmp_path),
+        )
+    assert not (tmp_path / "operative_config.gin").exists()
+    assert "devmap/arm" in (tmp_path / "config.gin").read_text()
