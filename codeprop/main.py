@@ -20,11 +20,12 @@ The experiment's entry point is the one configurable function the gin files bind
 `codeprop.probes.llm_probe.run_llm_probe` (a decoder LM + classification head),
 `codeprop.probes.features_probe.run_features_probe` (bag-of-features baselines),
 `codeprop.recipes.comparison.run_comparison` (every representation of a benchmark side by
-side; gin/experiments/compare_*.gin) or `codeprop.train.pretrain.train` (sharded LM
-pretraining; gin/runs/pretrain.gin). The full
-config is written to ``<workdir>/config.gin`` before the run and the operative config to
-``<workdir>/operative_config.gin`` after it. Progress lines go to stdout; absl's INFO log
-is off unless ``--verbosity=0``.
+side; gin/experiments/compare_*.gin), `codeprop.recipes.sweep.run_sweep` (a grid search
+chosen on validation data; gin/experiments/sweep_*.gin) or `codeprop.train.pretrain.train`
+(sharded LM pretraining; gin/runs/pretrain.gin). The full config is written to
+``<workdir>/config.gin`` before the run and the operative config to
+``<workdir>/operative_config.gin`` after it (a run that fails leaves none). Progress lines
+go to stdout; absl's INFO log is off unless ``--verbosity=0``.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def entry_point():
     """The function the parsed gin config binds: exactly one of `ENTRY_POINTS`."""
     # Imported here: they load JAX.
     from codeprop.probes import features_probe, graph_probe, llm_probe
-    from codeprop.recipes import comparison
+    from codeprop.recipes import comparison, sweep
     from codeprop.train import pretrain
 
     def bound(fn) -> bool:
@@ -118,6 +119,7 @@ def entry_point():
         llm_probe.run_llm_probe,
         features_probe.run_features_probe,
         comparison.run_comparison,
+        sweep.run_sweep,
         pretrain.train,
     )
     entries = [fn for fn in candidates if bound(fn)]
@@ -135,6 +137,7 @@ ENTRY_POINTS = (
     "run_llm_probe",
     "run_features_probe",
     "run_comparison",
+    "run_sweep",
     "train (pretraining)",
 )
 
@@ -177,12 +180,12 @@ def main(argv):
 
     distributed.initialize(COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value)
     results = run(GIN_FILES.value, BINDINGS.value, WORKDIR.value, GIN_SEARCH_PATHS.value)
-    if "report_dir" in results:  # a comparison
+    if "arm_runs" in results:  # a comparison or a sweep
         for name, state in results["arm_runs"].items():
             print(f"{name}: {state}")
         for name, reason in results["left_out"].items():
             print(f"left out of the report: {name}: {reason}")
-        print(f"report written to {results['report_dir']}/report.md")
+        print(f"report written to {results['report']}")
         return
     if "benchmark" not in results:  # pretraining
         print(json.dumps(results, indent=1))

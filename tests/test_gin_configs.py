@@ -5,7 +5,8 @@ import pytest
 import gin
 from codeprop.models import decoder, gnn, rgcn
 from codeprop.probes import features_probe, graph_probe, llm_probe, protocol
-from codeprop.recipes import comparison
+from codeprop.recipes import arms as arms_lib
+from codeprop.recipes import comparison, sweep
 from codeprop.train import classifier, pretrain
 
 from conftest import REPO
@@ -45,9 +46,13 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
     if entry is comparison.run_comparison:
         check_comparison(bound)
         return
+    if entry is sweep.run_sweep:
+        check_sweep(bound)
+        return
     if entry is llm_probe.run_llm_probe and "checkpoint" in bound:
         assert bound["checkpoint"] == "workdir/pretrain_demo/hf"  # the demo's export
-        assert bound["tokenizer"].endswith("code.model") and bound["aux_inputs"]
+        assert bound["tokenizer"].endswith("code.model")
+        assert bound.get("aux_inputs", False) == bound["benchmark"].startswith("devmap")
     elif entry is llm_probe.run_llm_probe:
         config = gin.get_configurable(decoder.DecoderConfig)()
         assert (config.vocab_size, config.num_heads, config.num_kv_heads) == (263, 4, 2)
@@ -82,10 +87,10 @@ def check_comparison(bound: dict) -> None:
     from codeprop import main
 
     arms = bound["arms"]
-    assert len({comparison.slug(name) for name in arms}) == len(arms) >= 8
+    assert len({arms_lib.slug(name) for name in arms}) == len(arms) >= 8
     kinds = set()
     for name, spec in arms.items():
-        files, bindings = comparison.split_spec(spec)
+        files, bindings = arms_lib.split_spec(spec)
         assert all((REPO / f).is_file() for f in files), name
         gin.clear_config(clear_constants=True)
         gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
@@ -107,6 +112,21 @@ def check_comparison(bound: dict) -> None:
         ("run_llm_probe", True),
         ("run_features_probe", False),
     }
+
+
+def check_sweep(bound: dict) -> None:
+    """The paper's axes (learning rate, hidden and embedding sizes), and every point of
+    the grid parses to the base experiment with that point's values."""
+    grid = bound["grid"]
+    assert len(grid) == 3 and any("LEARNING_RATE" in k for k in grid)
+    files, base_bindings = arms_lib.split_spec(bound["base"])
+    for point in sweep.grid_points(grid):
+        gin.clear_config(clear_constants=True)
+        own = [f"{name} = {value!r}" for name, value in point.items()]
+        gin.parse_config_files_and_bindings(files, base_bindings + own, finalize_config=False)
+        model = gin.get_configurable(gnn.GCNConfig)()
+        train = gin.get_configurable(classifier.TrainConfig)()
+        assert (train.learning_rate, model.hidden_dim, model.embed_dim) == tuple(point.values())
 
 
 def test_paper_sizes():

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from codeprop import main
-from codeprop.recipes import comparison
+from codeprop.recipes import arms, comparison
 
 from conftest import REPO
 
@@ -74,11 +74,11 @@ def test_run_reuse_and_rerun(in_repo, tmp_path, capsys):
 
 def test_a_failed_run_is_never_reused(tmp_path):
     (tmp_path / "config.gin").write_text("x = 1\n")
-    assert comparison.is_finished(tmp_path, "x = 1\n").startswith("the last run did not finish")
-    for name in comparison.FINISHED:
+    assert arms.is_finished(tmp_path, "x = 1\n").startswith("the last run did not finish")
+    for name in arms.FINISHED:
         (tmp_path / name).write_text("")
-    assert comparison.is_finished(tmp_path, "x = 1\n") is None
-    assert comparison.is_finished(tmp_path, "x = 2\n") == "its config changed"
+    assert arms.is_finished(tmp_path, "x = 1\n") is None
+    assert arms.is_finished(tmp_path, "x = 2\n") == "its config changed"
 
 
 def test_a_run_that_fails_leaves_no_operative_config(in_repo, tmp_path):

@@ -1,0 +1,136 @@
+"""Experiments run as child processes, or reused when a finished run of their config is there.
+
+An arm is one ``python -m codeprop.main`` experiment: its gin files and bindings. Its
+workdir is reused when it holds a finished run (``operative_config.gin``,
+``results.json``, ``embeddings.npz``; a run that fails leaves no operative config) of
+exactly the config the arm now parses to: the full config, every binding (a superset of
+the operative config that the run wrote, so a change to any binding reruns it).
+Otherwise the arm runs in a child process, its output passed through with the arm's name
+in front and kept in ``log.txt``. The code's version is not part of the key: after
+changing codeprop, rerun. The comparison (`codeprop.recipes.comparison`) and the sweeps
+(`codeprop.recipes.sweep`) run their arms through `run_or_reuse`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+FINISHED = ("operative_config.gin", "results.json", "embeddings.npz")
+
+
+def slug(name: str) -> str:
+    """A directory name for an arm: lower case, runs of other characters as ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def split_spec(spec: list[str]) -> tuple[list[str], list[str]]:
+    """(gin files, bindings) of an arm: items ending in ``.gin`` are files."""
+    files = [s for s in spec if s.endswith(".gin")]
+    return files, [s for s in spec if not s.endswith(".gin")]
+
+
+def parse_configs(specs: list[tuple[list[str], list[str]]]) -> list[str]:
+    """The full gin config each (files, bindings) parses to (``gin.config_str()``, as
+    ``config.gin`` records it); run in a child process: parsing clears gin's state."""
+    import gin
+
+    configs = []
+    for files, bindings in specs:
+        gin.clear_config(clear_constants=True)
+        gin.add_config_file_search_path(".")
+        gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
+        configs.append(gin.config_str())
+    return configs
+
+
+def _configs_in_child(specs: list[tuple[list[str], list[str]]]) -> list[str]:
+    code = (
+        "import json, sys; from codeprop.recipes import arms; "
+        "json.dump(arms.parse_configs(json.load(sys.stdin)), sys.stdout)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(specs),
+        capture_output=True,
+        text=True,
+        env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    if out.returncode != 0:
+        raise ValueError(f"the arms' gin files do not parse:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout)
+
+
+def is_finished(arm_dir: pathlib.Path, config: str) -> str | None:
+    """Why the run in `arm_dir` cannot be reused for `config`, or None when it can."""
+    missing = [name for name in FINISHED if not (arm_dir / name).is_file()]
+    if not (arm_dir / "config.gin").is_file():
+        return "no run yet"
+    if missing:
+        return f"the last run did not finish (no {', '.join(missing)})"
+    if (arm_dir / "config.gin").read_text() != config:
+        return "its config changed"
+    return None
+
+
+def run_arm(name: str, arm_dir: pathlib.Path, files: list[str], bindings: list[str]) -> int:
+    """Runs one arm's experiment in a child process; its output lines get the arm's name
+    in front. Returns the exit status."""
+    command = [sys.executable, "-m", "codeprop.main", f"--workdir={arm_dir}"]
+    command += [f"--gin_file={f}" for f in files] + [f"--gin_bindings={b}" for b in bindings]
+    arm_dir.mkdir(parents=True, exist_ok=True)
+    with open(arm_dir / "log.txt", "w") as log:
+        child = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        for line in child.stdout:
+            log.write(line)
+            print(f"[{name}] {line}", end="", flush=True)
+        return child.wait()
+
+
+def run_or_reuse(
+    workdir: pathlib.Path,
+    arms: dict[str, tuple[list[str], list[str]]],
+    rerun: bool = False,
+    run: bool = True,
+) -> tuple[dict[str, pathlib.Path], dict[str, str]]:
+    """Runs or reuses every arm in ``workdir/arms/<slug>``.
+
+    Args:
+      workdir: the parent directory.
+      arms: name -> (gin files, bindings).
+      rerun: run every arm even when a finished run of its config is there.
+      run: False runs nothing (arms without a finished run are reported as not run).
+
+    Returns:
+      (name -> workdir, name -> what happened: reused, ran in N s, failed, not run).
+    """
+    configs = dict(zip(arms, _configs_in_child(list(arms.values())), strict=True))
+    arm_dirs, arm_runs = {}, {}
+    for name, (files, bindings) in arms.items():
+        arm_dir = workdir / "arms" / slug(name)
+        arm_dirs[name] = arm_dir
+        why = "rerun asked for" if rerun else is_finished(arm_dir, configs[name])
+        if why is None:
+            arm_runs[name] = "reused a finished run of the same config"
+            print(f"[{name}] reusing {arm_dir} (same config, finished)", flush=True)
+            continue
+        if not run:
+            arm_runs[name] = f"not run ({why})"
+            continue
+        print(f"[{name}] running ({why}) in {arm_dir}", flush=True)
+        start = time.perf_counter()
+        status = run_arm(name, arm_dir, files, bindings)
+        seconds = time.perf_counter() - start
+        arm_runs[name] = (
+            f"ran in {seconds:.0f} s"
+            if status == 0
+            else f"failed (exit status {status}; see {arm_dir / 'log.txt'})"
+        )
+    return arm_dirs, arm_runs
