@@ -26,12 +26,20 @@ EXPECTED = {
         "embeddings (2, 128)",
         "training accuracy",
     ],
+    "compare_representations.ipynb": [
+        "AST + GCN                  structured accuracy",
+        "LLM                        LLM",
+        "bag of bytes               baseline",
+        "left out: none",
+        "structured representations beat fine-tuned LLMs",
+    ],
 }
 # How many images (PNG outputs) each notebook must show.
 IMAGES = {
     "devmap_ast_gcn.ipynb": 2,  # accuracy per fold, embeddings
     "devmap_programl_rgcn.ipynb": 2,  # the ProGraML graph, accuracy per fold
     "decoder_checkpoints.ipynb": 1,  # training curves
+    "compare_representations.ipynb": 3,  # t-SNE panels, silhouettes, accuracy/parameters
 }
 
 
