@@ -6,12 +6,13 @@ smallest mean distance to the members of another label, and s(i) = (b - a) / max
 tight, well-separated labels, near 0 overlapping ones.
 
 The N x N distances are never held at once: they come in [B, B] blocks, each one matrix
-product (``|x|^2 + |y|^2 - 2 x.y``, float64) written into one reused buffer, and their
-sums per label are `np.add.reduceat` over rows put in label order. Only the blocks on and
-above the diagonal are computed (distances are symmetric). The arithmetic is
-`sklearn.metrics.silhouette_score`'s (which also expands the squares and zeroes the
-diagonal); the speed comes from the symmetry, the reused buffer and the per-label sums
-over contiguous runs instead of `np.bincount` row by row.
+product of rows augmented with their squared norms (``|x|^2 + |y|^2 - 2 x.y`` in one
+float64 product) written into one reused buffer, and their sums per label are taken over
+contiguous runs of rows put in label order. Only the blocks on and above the diagonal are
+computed (distances are symmetric). The arithmetic is `sklearn.metrics.silhouette_score`'s
+(which also expands the squares and zeroes the diagonal), up to the order of float64
+additions; the speed comes from the symmetry, the single product per block, the reused
+buffer and the per-label sums over contiguous runs instead of `np.bincount` row by row.
 """
 
 from __future__ import annotations
@@ -44,59 +45,69 @@ def check_embeddings(embeddings, labels) -> tuple[np.ndarray, np.ndarray]:
     return x, codes
 
 
-def _distances(x_i, x_j, norms_i, norms_j, metric: str, out: np.ndarray) -> np.ndarray:
-    """[B_i, B_j] distances between two blocks of rows, written into `out`."""
-    np.matmul(x_i, x_j.T, out=out)
-    if metric == "cosine":  # rows already unit-normalised
+def _distances(left: np.ndarray, right: np.ndarray, metric: str, out: np.ndarray) -> np.ndarray:
+    """[B_i, B_j] distances between two blocks of augmented rows, written into `out`.
+
+    Euclidean rows come augmented (`_augment`) so that one matrix product gives the squared
+    distances; cosine rows are unit-normalised and the product is their similarity.
+    """
+    np.matmul(left, right.T, out=out)
+    if metric == "cosine":
         np.subtract(1.0, out, out=out)
-    else:
-        out *= -2.0
-        out += norms_j[None, :]
-        out += norms_i[:, None]
     np.maximum(out, 0.0, out=out)  # rounding can push 0 below 0
     if metric == "euclidean":
         np.sqrt(out, out=out)
     return out
 
 
+def _augment(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[N, D + 2] left and right rows whose products are squared Euclidean distances:
+    ``[x, |x|^2, 1] . [-2y, 1, |y|^2] = |x|^2 + |y|^2 - 2 x.y``."""
+    norms = (x * x).sum(axis=1, keepdims=True)
+    ones = np.ones_like(norms)
+    return np.hstack([x, norms, ones]), np.hstack([-2.0 * x, ones, norms])
+
+
 def label_distance_sums(x: np.ndarray, codes: np.ndarray, metric: str, block: int):
     """[N, C] sum of each sample's distances to the members of each label.
 
     Rows are put in label order first, so that within a block the members of a label are
-    contiguous and their sums are one `np.add.reduceat` (N^2 additions in all, where a
-    one-hot product would take N^2 C). The distance matrix is symmetric: only the blocks
-    on and above the diagonal are computed; each serves its rows and, transposed, its
-    columns.
+    contiguous: their sums along a row are one `np.add.reduceat` and along a column one
+    sum per run of rows (N^2 additions in all, where a one-hot product would take N^2 C).
+    The distance matrix is symmetric: only the blocks on and above the diagonal are
+    computed; each serves its rows and, transposed, its columns.
     """
     order = np.argsort(codes, kind="stable")
     x, codes = x[order], codes[order]
     n, num_labels = len(x), int(codes.max()) + 1
-    norms = (x * x).sum(axis=1)
+    left, right = _augment(x) if metric == "euclidean" else (x, x)
     sums = np.zeros((n, num_labels))
     buffer = np.empty((min(block, n), min(block, n)))
     blocks = [slice(i, min(i + block, n)) for i in range(0, n, block)]
     # Per block: its first label and where each of its labels starts within it.
     first = [int(codes[b.start]) for b in blocks]
     starts = [np.flatnonzero(np.diff(codes[b], prepend=-1)) for b in blocks]
+    runs = [list(zip(s.tolist(), [*s[1:].tolist(), b.stop - b.start], strict=True))
+            for s, b in zip(starts, blocks, strict=True)]  # fmt: skip
     for bi, rows in enumerate(blocks):
         for bj in range(bi, len(blocks)):
             cols = blocks[bj]
             out = buffer[: rows.stop - rows.start, : cols.stop - cols.start]
-            d = _distances(x[rows], x[cols], norms[rows], norms[cols], metric, out)
+            d = _distances(left[rows], right[cols], metric, out)
             if bi == bj:  # A sample's distance to itself is 0, not the rounding error.
                 np.fill_diagonal(d, 0.0)
             labels = slice(first[bj], first[bj] + len(starts[bj]))
             sums[rows, labels] += np.add.reduceat(d, starts[bj], axis=1)
-            if bi != bj:
-                labels = slice(first[bi], first[bi] + len(starts[bi]))
-                sums[cols, labels] += np.add.reduceat(d, starts[bi], axis=0).T
+            if bi != bj:  # Column sums: one contiguous run of rows per label.
+                for k, (start, stop) in enumerate(runs[bi]):
+                    sums[cols, first[bi] + k] += d[start:stop].sum(axis=0)
     unsorted = np.empty_like(sums)
     unsorted[order] = sums
     return unsorted
 
 
 def silhouette_samples(
-    embeddings, labels, metric: str = "euclidean", block: int = 1024
+    embeddings, labels, metric: str = "euclidean", block: int = 2048
 ) -> np.ndarray:
     """[N] silhouette of every sample.
 
@@ -128,6 +139,6 @@ def silhouette_samples(
     return np.where(own_size > 1, np.nan_to_num(s), 0.0)
 
 
-def silhouette_score(embeddings, labels, metric: str = "euclidean", block: int = 1024) -> float:
+def silhouette_score(embeddings, labels, metric: str = "euclidean", block: int = 2048) -> float:
     """Mean silhouette over all samples (see `silhouette_samples`)."""
     return float(silhouette_samples(embeddings, labels, metric, block).mean())
