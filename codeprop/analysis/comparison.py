@@ -12,8 +12,8 @@ measures every arm the same way:
   model never fitted);
 - the linear-probe accuracy (`codeprop.analysis.linear_probe`) of each fold's model's
   embeddings, the head's L2 strength chosen on the fold's validation rows;
-- a 2-D t-SNE map of the first fold's embeddings (of `tsne_classes` seeded random classes
-  on a benchmark with many).
+- a 2-D t-SNE map of the first fold's embeddings (on a benchmark with many classes, of
+  `tsne_classes` seeded random classes, at most 200 examples of each).
 
 An arm that cannot be compared (no workdir, an unreadable or inconsistent file, another
 benchmark or split) is left out with its reason, which the report prints; it never leaves
@@ -118,15 +118,23 @@ def silhouettes(file: embedding_files.EmbeddingFile, metric: str) -> dict:
     }
 
 
-def tsne_rows(file: embedding_files.EmbeddingFile, num_classes: int, seed: int) -> np.ndarray:
-    """Rows of the first fold's embedded examples to draw: all of them, or those of
-    `num_classes` classes drawn with `seed` when the benchmark has more."""
+def tsne_rows(
+    file: embedding_files.EmbeddingFile, num_classes: int, seed: int, per_class: int = 200
+) -> np.ndarray:
+    """Rows of the first fold's embedded examples to draw: all of them, or, when the
+    benchmark has more than `num_classes` classes, at most `per_class` examples of each of
+    `num_classes` classes, both drawn with `seed`."""
     rows = np.flatnonzero(file.fold_of[0] >= 0)
     classes = np.unique(file.labels[rows])
-    if len(classes) > num_classes:
-        chosen = np.random.default_rng(seed).choice(classes, num_classes, replace=False)
-        rows = rows[np.isin(file.labels[rows], chosen)]
-    return rows
+    if len(classes) <= num_classes:
+        return rows
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(classes, num_classes, replace=False)
+    picked = []
+    for c in chosen:
+        members = rows[file.labels[rows] == c]
+        picked.append(rng.choice(members, min(per_class, len(members)), replace=False))
+    return np.sort(np.concatenate(picked))
 
 
 def measure(

@@ -131,6 +131,7 @@ def test_tsne_rows_are_seeded_classes_of_many():
         pathlib.Path("x"), None, None, fold_of, labels, None, None, "poj104", "ast", "m", "p", 0
     )
     rows = comparison.tsne_rows(file, 5, seed=3)
-    assert len(np.unique(labels[rows])) == 5 and 0 not in labels[rows]
+    assert len(np.unique(labels[rows])) == 5 and 0 not in labels[rows] and len(rows) == 15
+    assert (np.bincount(labels[comparison.tsne_rows(file, 5, 3, per_class=2)]) <= 2).all()
     assert (rows == comparison.tsne_rows(file, 5, seed=3)).all()
     assert not np.array_equal(rows, comparison.tsne_rows(file, 5, seed=4))
