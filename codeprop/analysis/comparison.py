@@ -306,9 +306,12 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}"
 
 
-def markdown(comparison: dict, figures: dict[str, str] | None = None) -> str:
+def markdown(
+    comparison: dict, figures: dict[str, str] | None = None, runs: dict[str, str] | None = None
+) -> str:
     """The report: the table of every arm, the published systems, the claims, what was
-    left out and why, and the figures (name -> relative PNG path)."""
+    left out and why, the runs (with `runs`: name -> how and when each was made) and the
+    figures (name -> relative PNG path)."""
     c = comparison
     lines = [
         f"# Comparison of representations: {c['benchmark']}",
@@ -356,7 +359,12 @@ def markdown(comparison: dict, figures: dict[str, str] | None = None) -> str:
         lines += [f"- **{name}**: {reason}" for name, reason in c["left_out"].items()]
         lines.append("")
     lines += ["## Runs", ""]
-    lines += [f"- {arm.name}: {arm.model}, `{arm.workdir}`" for arm in c["arms"]]
+    runs = runs or {}
+    lines += [
+        f"- {arm.name}: {arm.model}, `{arm.workdir}`"
+        + (f"; {runs[arm.name]}" if arm.name in runs else "")
+        for arm in c["arms"]
+    ]
     lines.append("")
     if figures:
         lines += ["## Figures", ""]

@@ -78,12 +78,37 @@ def is_finished(arm_dir: pathlib.Path, config: str) -> str | None:
     return None
 
 
+def code_version() -> str:
+    """The git commit of the working directory's checkout (with ``+local changes`` when
+    it has uncommitted ones), or ``unknown`` outside a git checkout."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + (" +local changes" if dirty else "")
+
+
 def run_arm(name: str, arm_dir: pathlib.Path, files: list[str], bindings: list[str]) -> int:
     """Runs one arm's experiment in a child process; its output lines get the arm's name
-    in front. Returns the exit status."""
+    in front and go to ``log.txt``, and ``run.json`` records the command, the code
+    version, the start time, the seconds taken and the exit status. Returns the status."""
     command = [sys.executable, "-m", "codeprop.main", f"--workdir={arm_dir}"]
     command += [f"--gin_file={f}" for f in files] + [f"--gin_bindings={b}" for b in bindings]
     arm_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "command": command[1:],
+        "code_version": code_version(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    start = time.perf_counter()
     with open(arm_dir / "log.txt", "w") as log:
         child = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
@@ -91,7 +116,17 @@ def run_arm(name: str, arm_dir: pathlib.Path, files: list[str], bindings: list[s
         for line in child.stdout:
             log.write(line)
             print(f"[{name}] {line}", end="", flush=True)
-        return child.wait()
+        status = child.wait()
+    record |= {"seconds": round(time.perf_counter() - start, 1), "exit_status": status}
+    (arm_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
+    return status
+
+
+def run_record(arm_dir: pathlib.Path) -> dict:
+    """What ``run.json`` recorded of the arm's last run ({} for a run not made by
+    `run_arm`, e.g. one made by hand in that directory)."""
+    path = arm_dir / "run.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def run_or_reuse(

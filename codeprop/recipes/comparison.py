@@ -71,7 +71,15 @@ def run_comparison(
             result["left_out"][name] = f"{state}; {result['left_out'][name]}"
     report_dir = workdir / "report"
     figures = comparison_figures.write_figures(result, report_dir)
-    (report_dir / "report.md").write_text(comparison_lib.markdown(result, figures))
+    made = {}
+    for name, arm_dir in arm_dirs.items():
+        record = arms_lib.run_record(arm_dir)
+        if record:
+            made[name] = (
+                f"{arm_runs[name]}; run at code {record['code_version']}, started "
+                f"{record['started']}, {record['seconds']:.0f} s"
+            )
+    (report_dir / "report.md").write_text(comparison_lib.markdown(result, figures, made))
     out = comparison_lib.as_json(result) | {
         "arm_runs": arm_runs,
         "report_dir": str(report_dir),

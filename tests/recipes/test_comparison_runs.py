@@ -48,9 +48,13 @@ def test_run_reuse_and_rerun(in_repo, tmp_path, capsys):
     assert "log.txt" in reason and "results.json: missing" in reason
     log = (tmp_path / "arms" / "codeshell_no_checkpoint" / "log.txt").read_text()
     assert "/nonexistent/checkpoint" in log
+    record = json.loads((tmp_path / "arms" / "bag_of_bytes" / "run.json").read_text())
+    assert record["exit_status"] == 0 and record["command"][:2] == ["-m", "codeprop.main"]
+    assert record["code_version"] != "unknown"  # the tests run in a git checkout
     assert "[bag of bytes] fold 2/2" in capsys.readouterr().out
     report = (tmp_path / "report" / "report.md").read_text()
     assert "| bag of bytes | baseline | no |" in report and "## Left out" in report
+    assert f"run at code {record['code_version']}, started {record['started']}" in report
     assert json.loads((tmp_path / "report" / "report.json").read_text())["arm_runs"] == runs
 
     # The same config again: reused, the same numbers.
