@@ -11,7 +11,8 @@ measures every arm the same way:
   then the mean over folds; and the same over each fold's test rows alone (examples the
   model never fitted);
 - the linear-probe accuracy (`codeprop.analysis.linear_probe`) of each fold's model's
-  embeddings, the head's L2 strength chosen on the fold's validation rows;
+  embeddings alone (without devmap's auxiliary inputs: what the representation holds),
+  the head's L2 strength chosen on the fold's validation rows;
 - a 2-D t-SNE map of the first fold's embeddings (on a benchmark with many classes, of
   `tsne_classes` seeded random classes, at most 200 examples of each).
 
@@ -151,10 +152,10 @@ def measure(
     accuracy = aggregate["accuracy"]["mean"]
     trained = is_trained(results)
     splits = [file.split(f) for f in range(file.num_folds)]
-    if trained:
+    if trained or results["settings"].get("aux_inputs"):
         probe = linear_probe.linear_probe(file.fold_embeddings, file.labels, splits)
         probe_accuracy = probe["accuracy"]
-    else:  # The arm's own head is this linear probe.
+    else:  # The arm's own head is this linear probe, on the embeddings alone.
         probe_accuracy = accuracy
     metrics = {
         "accuracy": accuracy,
@@ -320,8 +321,9 @@ def markdown(
         f"({c['metric']}) per fold over every example the fold's model embedded, mean over "
         "folds; the test-rows silhouette over each fold's test rows; the linear probe is a "
         "logistic regression on each fold's embeddings (L2 strength chosen on validation "
-        "rows). Frozen encoders (random init, frozen checkpoint, bag of features) are read "
-        "by that same linear head, so their accuracy is their linear-probe accuracy.",
+        "rows) on the embeddings alone, without auxiliary inputs. Frozen encoders (random "
+        "init, frozen checkpoint, bag of features) are read by that same kind of head (with "
+        "the auxiliary inputs when the arm has them) for their accuracy.",
         "",
         "| representation | kind | trained | accuracy (%) | F1 | parameters | "
         "accuracy per M parameters | silhouette | silhouette (test rows) | "

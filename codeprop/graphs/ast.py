@@ -180,6 +180,16 @@ class NodeTypeVocab:
         )
         return cls(names=("<oov>", *kept))
 
+    @classmethod
+    def of_grammar(cls, language: str) -> NodeTypeVocab:
+        """Every named node kind of the language's grammar, and ERROR: a vocabulary that
+        does not depend on any data (for features that must have the same columns in
+        every fold); ids in the grammar's order."""
+        lang = grammar(language)
+        names = [_kind_name(lang, k) for k in range(lang.node_kind_count)
+                 if lang.node_kind_is_named(k) and lang.node_kind_is_visible(k)]  # fmt: skip
+        return cls(names=("<oov>", *dict.fromkeys([*names, "ERROR"])))
+
     def __len__(self) -> int:
         return len(self.names)
 

@@ -57,7 +57,6 @@ def run_features_probe(
     max_folds: int | None = None,
     aux_inputs: bool = False,
     source_field: str | None = None,
-    vocab_min_count: int = 1,
     regularisations: tuple[float, ...] = linear_head.REGULARISATIONS,
     raw_dir: str | None = None,
 ) -> dict:
@@ -66,10 +65,9 @@ def run_features_probe(
     Args:
       workdir: output directory (created).
       benchmark: ``devmap/amd``, ``devmap/nvidia`` or ``poj104``.
-      features: ``ast_node_types`` (tree-sitter node types, vocabulary per training
-        fold) or ``tokens`` (ids of `tokenizer`).
+      features: ``ast_node_types`` (the grammar's named node types) or ``tokens`` (ids of
+        `tokenizer`).
       tokenizer: ``'bytes'`` or a tokenizer.json / SentencePiece path (``tokens`` only).
-      vocab_min_count: training-fold occurrences a node type needs to get its own column.
       regularisations: the grid of the head's ``C`` (chosen on validation rows).
       protocol, num_folds, split_seed, max_folds, aux_inputs, source_field, raw_dir: as in
         `codeprop.probes.graph_probe.run_graph_probe`.
@@ -84,24 +82,20 @@ def run_features_probe(
     labels = np.array(bench.labels, np.int32)
     if features == "ast_node_types":
         built = graph_probe.build_ast_graphs(bench, source_field)
+        vocab = ast.NodeTypeVocab.of_grammar(built["language"])
+        counts = node_type_histograms(built["graphs"], vocab, built["language"])
         input_of, data_report = built["graph_of"], {"graphs": built["report"]}
     else:
         tok = tokenization.load(tokenizer)
         built = token_histograms(
             bench, tok, lambda b, e: protocol_lib.source_of(b, e, source_field)
         )
-        input_of = built["input_of"]
+        input_of, counts = built["input_of"], built["counts"]
         data_report = {
             "tokens": {"distinct_sources": len(built["counts"]), "vocab": tok.vocab_size}
         }
 
     def fit_fold(split, aux, fit_kwargs):
-        if features == "ast_node_types":
-            train_graphs = [built["graphs"][g] for g in np.unique(input_of[split["train"]])]
-            vocab = ast.NodeTypeVocab.build(train_graphs, built["language"], vocab_min_count)
-            counts = node_type_histograms(built["graphs"], vocab, built["language"])
-        else:
-            counts = built["counts"]
         rows, local = linear_head.concatenated(split)
         embeddings = np.log1p(counts[input_of[rows]]).astype(np.float32)  # [n, V]
         x = embeddings if aux is None else np.concatenate([embeddings, aux[rows]], axis=1)
@@ -130,7 +124,6 @@ def run_features_probe(
             "settings": {
                 "features": features,
                 "tokenizer": tokenizer if features == "tokens" else None,
-                "vocab_min_count": vocab_min_count,
                 "regularisations": list(regularisations),
             },
             "data": data_report,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from codeprop.checkpoints import hf
+from codeprop.graphs import ast
 from codeprop.models import decoder, gnn, heads
 from codeprop.probes import features_probe, graph_probe, llm_probe
 from codeprop.tokens import tokenization
@@ -22,18 +23,22 @@ def _fold_shapes(workdir, folds, dim):
         return {k: data[k] for k in data.files}
 
 
-def test_bag_of_node_types_counts_the_training_folds_types(devmap_amd, raw_dir, tmp_path):
+def test_bag_of_node_types_counts_the_grammars_types(devmap_amd, raw_dir, tmp_path):
     results = features_probe.run_features_probe(
         workdir=tmp_path, benchmark="devmap/amd", max_folds=2, raw_dir=str(raw_dir)
     )
     fold = results["folds"][0]
-    data = _fold_shapes(tmp_path, 2, max(f["vocab_size"] for f in results["folds"]))
+    vocab = ast.NodeTypeVocab.of_grammar("opencl")
+    assert [f["vocab_size"] for f in results["folds"]] == [len(vocab)] * 2
+    data = _fold_shapes(tmp_path, 2, len(vocab))
     built = graph_probe.build_ast_graphs(devmap_amd)
     # Row 0's embedding is log(1 + count) of its kernel's node types; the total count is
-    # its number of nodes (unseen types share the out-of-vocabulary column).
+    # its number of nodes, none of them out of the grammar's vocabulary (column 0).
     graph = built["graphs"][built["graph_of"][0]]
-    counts = np.expm1(data["fold_embeddings"][0, 0, : fold["vocab_size"]].astype(np.float64))
-    assert round(counts.sum()) == int(graph.n_node[0])
+    counts = np.expm1(data["fold_embeddings"][1, 0].astype(np.float64))
+    assert round(counts.sum()) == int(graph.n_node[0]) and counts[0] == 0
+    names = dict(zip(vocab.names, counts, strict=True))
+    assert round(names["function_definition"]) >= 1
     assert fold["best_epoch"] == 0 and fold["regularisation"] in (0.01, 0.1, 1.0, 10.0)
     assert fold["num_params"] == fold["vocab_size"] + 1  # binary logistic regression
     assert results["model"] == "bag of ast node types (linear head)"
