@@ -68,7 +68,7 @@ def test_run_reuse_and_rerun(in_repo, tmp_path, capsys):
         "bag of AST node types": ARMS["bag of AST node types"],
         "bag of bytes": [
             *ARMS["bag of bytes"],
-            "features_probe.run_features_probe.vocab_min_count = 2",
+            "features_probe.run_features_probe.regularisations = (0.1, 1.0)",
         ],
     }
     third = _compare(tmp_path, changed)
