@@ -1,6 +1,7 @@
 """Embedding analysis speed: codeprop's silhouette against scikit-learn's on POJ-104-sized
 embeddings (10,400 x 256, 104 labels), and t-SNE with scikit-learn against openTSNE on
-the sizes the comparison report maps (devmap's 680 rows, and 2,000), in one run.
+the sizes the comparison report maps (devmap's 680 rows, and 2,000), in one run; both
+t-SNEs on one thread (`codeprop.analysis.tsne` runs openTSNE so).
 
     .venv/bin/python benchmarks/embedding_analysis.py --out /tmp/bench/embedding_analysis.json
 
@@ -15,8 +16,9 @@ import time
 
 import numpy as np
 import timing
-from openTSNE import TSNE as OpenTSNE
+from sklearn.manifold import TSNE as SklearnTSNE
 from sklearn.metrics import silhouette_score as sklearn_silhouette
+from threadpoolctl import threadpool_limits
 
 from codeprop.analysis import silhouette, tsne
 
@@ -25,6 +27,12 @@ def embeddings(n: int, dim: int, num_labels: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % num_labels)
     return rng.normal(size=(n, dim)) + 0.05 * labels[:, None], labels
+
+
+def sklearn_tsne(x: np.ndarray) -> np.ndarray:
+    """scikit-learn's Barnes-Hut t-SNE, one thread, as codeprop ran it before openTSNE."""
+    with threadpool_limits(limits=1):
+        return SklearnTSNE(2, perplexity=30.0, init="pca", random_state=0).fit_transform(x)
 
 
 def best(fn, repeats: int) -> tuple[float, object]:
@@ -57,11 +65,8 @@ def main():
     }
     for n in (680, 2000):
         x, labels = embeddings(n, 64, 2, seed=n)
-        sk_s, _ = best(lambda x=x, labels=labels: tsne.tsne(x, labels, seed=0), args.repeats)
-        open_s, _ = best(
-            lambda x=x: np.asarray(OpenTSNE(n_components=2, random_state=0).fit(x)),
-            args.repeats,
-        )
+        sk_s, _ = best(lambda x=x: sklearn_tsne(x), args.repeats)
+        open_s, _ = best(lambda x=x, labels=labels: tsne.tsne(x, labels, seed=0), args.repeats)
         result["tsne"].append(
             {"points": n, "sklearn_seconds": round(sk_s, 2), "opentsne_seconds": round(open_s, 2)}
         )

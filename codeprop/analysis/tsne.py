@@ -1,18 +1,20 @@
-"""2-D t-SNE maps of embeddings (scikit-learn's Barnes-Hut t-SNE), seeded.
+"""2-D t-SNE maps of embeddings (openTSNE's FFT-accelerated t-SNE), seeded.
 
 The map is a picture, not a measurement: distances between far-apart groups in it mean
 little. Use the silhouette score (`codeprop.analysis.silhouette`) for numbers.
 
-It runs on one thread: scikit-learn's Barnes-Hut gradient sums in an order that depends on
-the number of OpenMP threads, so the same seed gave different maps on machines with
-different core counts; and its threads wait actively, so next to another busy process an
-OpenMP run took 20 s where one thread takes 1.3 s (devmap's 680 rows).
+openTSNE was chosen over scikit-learn's Barnes-Hut t-SNE by measured speed
+(`benchmarks/embedding_analysis.py`: 1.3 s against 2.3 s for devmap's 680 rows, 6.0 s
+against 9.7 s for 2,000, one thread each). It runs on one thread: multi-threaded t-SNE
+sums its gradients in an order that depends on the thread count, so the same seed would
+give different maps on machines with different core counts, and its threads wait actively,
+which made scikit-learn's 15 times slower next to another busy process.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.manifold import TSNE
+from openTSNE import TSNE
 from threadpoolctl import threadpool_limits
 
 from codeprop.analysis import silhouette
@@ -33,5 +35,8 @@ def tsne(embeddings, labels=None, perplexity: float = 30.0, seed: int = 0) -> np
     elif not np.isfinite(x).all():
         raise ValueError("embeddings hold NaN or infinite values")
     perplexity = min(perplexity, (len(x) - 1) / 3)
+    model = TSNE(
+        n_components=2, perplexity=perplexity, initialization="pca", random_state=seed, n_jobs=1
+    )
     with threadpool_limits(limits=1):
-        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+        return np.asarray(model.fit(x))
