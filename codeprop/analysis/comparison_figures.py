@@ -59,16 +59,21 @@ def accuracy_bars(comparison: dict, published: bool = True):
 
 def accuracy_per_parameter(comparison: dict):
     """Fig. 2: accuracy against parameters, log axis; upper left is efficient."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for arm in comparison["arms"]:
+    arms = comparison["arms"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for arm in arms:
         x, y = arm.metrics["num_params"], 100 * arm.metrics["accuracy"]
         ax.scatter([x], [y], color=_colour(arm), marker="o" if arm.trained else "s")
         ax.annotate(arm.name, (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points")
     ax.set_xscale("log")
-    _kind_legend(ax)
+    if arms:  # Room for the names right of the largest model.
+        sizes = [max(a.metrics["num_params"], 1) for a in arms]
+        ax.set_xlim(min(sizes) / 3, max(sizes) * 60)
+    handles = [Patch(color=c, label=k) for k, c in COLOURS.items()]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_xlabel("parameters")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{comparison['benchmark']}: accuracy and parameters (squares: frozen)")
+    ax.set_title(f"{comparison['benchmark']}: accuracy vs parameters (squares: frozen encoders)")
     fig.tight_layout()
     return fig
 
