@@ -148,6 +148,9 @@ def run(gin_files: list[str], gin_bindings: list[str], workdir: str, search_path
     Raises:
       ValueError: a required parameter was not set by the gin files or bindings.
     """
+    # A second run in one process (a notebook, the tests) starts from no bindings: the
+    # entry point is chosen by what is bound.
+    gin.clear_config(clear_constants=True)
     for path in search_paths:
         gin.add_config_file_search_path(path)
     gin.parse_config_files_and_bindings(gin_files, gin_bindings, finalize_config=False)

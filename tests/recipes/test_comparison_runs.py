@@ -86,6 +86,9 @@ def test_a_failed_run_is_never_reused(tmp_path):
 
 
 def test_a_run_that_fails_leaves_no_operative_config(in_repo, tmp_path):
+    # Bindings of an earlier run in this process must not leak into this one.
+    with pytest.raises(ValueError, match="not set"):  # leaves the LLM probe's bindings
+        main.run(["gin/runs/llm_probe.gin"], [], str(tmp_path))
     (tmp_path / "operative_config.gin").write_text("from a finished run\n")
     with pytest.raises(ValueError, match="unknown benchmark"):
         main.run(
