@@ -1,10 +1,11 @@
 """Bag-of-features baselines: histograms of AST node types or of tokens, linear head.
 
 `run_features_probe` is the comparison's floor: no structure, no learned encoder. Each
-program becomes ``log(1 + count)`` of every AST node type (the vocabulary of the fold's
-training graphs, as the GCN's; unseen types share one bucket) or of every token id of a
-tokenizer, and a logistic-regression head (`codeprop.train.linear_head`, its L2 strength
-chosen on validation rows) reads it. Splits, metrics and result files are
+program becomes ``log(1 + count)`` of every named AST node type of the language's grammar
+(`codeprop.graphs.ast.NodeTypeVocab.of_grammar`: the same columns in every fold) or of
+every token id of a tokenizer, and a logistic-regression head
+(`codeprop.train.classifier.read_by_linear_head`, its L2 strength chosen on validation
+rows) reads it. Splits, metrics and result files are
 `codeprop.probes.protocol`'s, the same as every other probe's; the histogram is the
 embedding written to ``embeddings.npz``.
 """
@@ -17,26 +18,14 @@ import numpy as np
 
 from codeprop.data import benchmarks
 from codeprop.graphs import ast
-from codeprop.probes import graph_probe
+from codeprop.probes import graph_probe, llm_probe
 from codeprop.probes import protocol as protocol_lib
 from codeprop.tokens import tokenization
 from codeprop.train import classifier, linear_head
 
 FEATURES = ("ast_node_types", "tokens")
-
-
-def token_histograms(bench: benchmarks.Benchmark, tokenizer, source_of) -> dict:
-    """[S, V] token-id counts of each distinct source and each example's source [N]."""
-    index: dict[str, int] = {}
-    counts, input_of = [], []
-    for example in bench.examples:
-        text = source_of(bench, example)
-        if text not in index:
-            index[text] = len(counts)
-            ids = np.asarray(tokenizer.encode(text), np.int64)
-            counts.append(np.bincount(ids, minlength=tokenizer.vocab_size))
-        input_of.append(index[text])
-    return {"counts": np.stack(counts), "input_of": np.asarray(input_of, np.int64)}
+UNTRUNCATED = 1 << 62
+"""Token histograms count the whole source."""
 
 
 def node_type_histograms(graphs, vocab: ast.NodeTypeVocab, language: str) -> np.ndarray:
@@ -87,29 +76,17 @@ def run_features_probe(
         input_of, data_report = built["graph_of"], {"graphs": built["report"]}
     else:
         tok = tokenization.load(tokenizer)
-        built = token_histograms(
-            bench, tok, lambda b, e: protocol_lib.source_of(b, e, source_field)
+        built = llm_probe.tokenize_benchmark(
+            bench, tok, UNTRUNCATED, lambda b, e: protocol_lib.source_of(b, e, source_field)
         )
-        input_of, counts = built["input_of"], built["counts"]
-        data_report = {
-            "tokens": {"distinct_sources": len(built["counts"]), "vocab": tok.vocab_size}
-        }
+        input_of = built["input_of"]
+        counts = np.stack([np.bincount(s, minlength=tok.vocab_size) for s in built["sequences"]])
+        data_report = {"sequences": built["report"] | {"vocab": tok.vocab_size}}
 
     def fit_fold(split, aux, fit_kwargs):
-        rows, local = linear_head.concatenated(split)
+        rows, _ = linear_head.concatenated(split)
         embeddings = np.log1p(counts[input_of[rows]]).astype(np.float32)  # [n, V]
-        x = embeddings if aux is None else np.concatenate([embeddings, aux[rows]], axis=1)
-        head = linear_head.fit_linear_head(x, labels[rows], local, regularisations)
-        result = {
-            "num_params": head["num_params"],
-            "best_epoch": 0,
-            "best_validation_accuracy": head["validation_accuracy"],
-            "regularisation": head["regularisation"],
-            "test_logits": head["test_logits"],
-            "test_embeddings": embeddings[local["test"]],
-            "rows": rows,
-            "embeddings": embeddings,
-        }
+        result = classifier.read_by_linear_head(embeddings, labels, aux, split, regularisations)
         return result, {"vocab_size": counts.shape[1]}
 
     return protocol_lib.run(

@@ -307,26 +307,54 @@ def fit_frozen(
     state = steps.create_train_state(model, first, config.seed, steps.adamw(0.0))
     if initial_params is not None:
         state = state.replace(params=initial_params(state.params))
-    rows, local = linear_head.concatenated(split)
-    out = evaluate(state, batcher, rows, with_embeddings=True)
-    embeddings = out["embeddings"]  # [n, D], rows in `rows` order.
-    features = embeddings if data.aux is None else np.concatenate([embeddings, data.aux[rows]], 1)
-    head = linear_head.fit_linear_head(
-        features, data.labels[rows], local, regularisations=regularisations
-    )
+    rows, _ = linear_head.concatenated(split)
+    embeddings = evaluate(state, batcher, rows, with_embeddings=True)["embeddings"]
     params = jax.device_get(state.params)
     encoder = {k: v for k, v in params.items() if k not in HEAD_NAMES}
-    result = {
-        "params": encoder,
-        "num_params": gnn.num_params(encoder) + head["num_params"],
+    result = read_by_linear_head(
+        embeddings, data.labels, data.aux, split, regularisations, gnn.num_params(encoder)
+    )
+    result.update(params=encoder, budget=batcher.describe())
+    if not embed_all:
+        del result["rows"], result["embeddings"]
+    return result
+
+
+def read_by_linear_head(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    aux: np.ndarray | None,
+    split: dict[str, np.ndarray],
+    regularisations: tuple[float, ...] = linear_head.REGULARISATIONS,
+    encoder_params: int = 0,
+) -> dict:
+    """A fold's result (as `fit` returns it) from fixed embeddings and a linear head.
+
+    Args:
+      embeddings: [n, D] of the split's rows in `linear_head.concatenated` order
+        (training, validation, test).
+      labels: [N] of every row; aux: [N, A] auxiliary inputs appended to the embeddings,
+        or None.
+      split: the fold's row index arrays.
+      regularisations: the grid of the head's ``C``, chosen on the validation rows.
+      encoder_params: parameters of what made the embeddings (0 for a histogram).
+
+    Returns:
+      ``num_params`` (encoder and head), ``best_epoch`` 0, ``best_validation_accuracy``,
+      ``regularisation``, ``history`` (per ``C``), ``test_logits``, ``test_embeddings``,
+      ``rows`` and ``embeddings``.
+    """
+    rows, local = linear_head.concatenated(split)
+    features = embeddings if aux is None else np.concatenate([embeddings, aux[rows]], axis=1)
+    head = linear_head.fit_linear_head(features, labels[rows], local, regularisations)
+    return {
+        "num_params": encoder_params + head["num_params"],
         "best_epoch": 0,
         "best_validation_accuracy": head["validation_accuracy"],
         "regularisation": head["regularisation"],
         "history": head["history"],
-        "budget": batcher.describe(),
         "test_logits": head["test_logits"],
         "test_embeddings": embeddings[local["test"]],
+        "rows": rows,
+        "embeddings": embeddings,
     }
-    if embed_all:
-        result.update(rows=rows, embeddings=embeddings)
-    return result
