@@ -88,9 +88,12 @@ def check_comparison(bound: dict) -> None:
 
     arms = bound["arms"]
     assert len({arms_lib.slug(name) for name in arms}) == len(arms) >= 8
+    arm_bindings = bound.get("arm_bindings") or {}
+    assert set(arm_bindings) <= set(arms)
     kinds = set()
     for name, spec in arms.items():
         files, bindings = arms_lib.split_spec(spec)
+        bindings += arm_bindings.get(name, [])
         assert all((REPO / f).is_file() for f in files), name
         gin.clear_config(clear_constants=True)
         gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
+import functools
 import json
 import os
+import pathlib
 
 NAMES = ("devmap/amd", "devmap/nvidia", "poj104")
 
@@ -74,14 +77,18 @@ def load(
     tfds_dir = tfds_dir or os.environ.get("CODEPROP_TFDS_DIR")
     kwargs = {"raw_dir": raw_dir, "data_dir": os.fspath(tfds_dir) if tfds_dir else None}
     if name.startswith("devmap/"):
-        builder = builders.Devmap(config=name.split("/")[1], **kwargs)
+        make = functools.partial(builders.Devmap, config=name.split("/")[1], **kwargs)
         order, num_classes = (lambda e: e["row"]), 2
     else:
-        builder = builders.Poj104(**kwargs)
+        make = functools.partial(builders.Poj104, **kwargs)
         order, num_classes = (lambda e: (e["problem"], e["index"])), 104
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-    )
+    # Experiments run side by side (a comparison's arms) would race to prepare the same
+    # data: one prepares it under a lock, the others then find it prepared.
+    with _preparing(pathlib.Path(make().data_dir).parent):
+        builder = make()
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+        )
     examples = []
     for ex in tfds.as_numpy(builder.as_dataset(split="full", shuffle_files=False)):
         examples.append(
@@ -90,3 +97,15 @@ def load(
     examples.sort(key=order)  # tfds stores examples in hashed-key order.
     report = json.loads(builder.info.metadata.get("report", "{}"))
     return Benchmark(name=name, examples=examples, num_classes=num_classes, report=report)
+
+
+@contextlib.contextmanager
+def _preparing(dataset_dir: pathlib.Path):
+    """Holds an exclusive lock on ``<dataset_dir>/.prepare.lock`` (one process at a time)."""
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    with open(dataset_dir / ".prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -13,6 +13,7 @@ changing codeprop, rerun. The comparison (`codeprop.recipes.comparison`) and the
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -111,7 +112,12 @@ def run_arm(name: str, arm_dir: pathlib.Path, files: list[str], bindings: list[s
     start = time.perf_counter()
     with open(arm_dir / "log.txt", "w") as log:
         child = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            env=os.environ | {"PYTHONUNBUFFERED": "1"},  # its progress as it happens
         )
         for line in child.stdout:
             log.write(line)
@@ -134,6 +140,7 @@ def run_or_reuse(
     arms: dict[str, tuple[list[str], list[str]]],
     rerun: bool = False,
     run: bool = True,
+    parallel: int = 1,
 ) -> tuple[dict[str, pathlib.Path], dict[str, str]]:
     """Runs or reuses every arm in ``workdir/arms/<slug>``.
 
@@ -142,30 +149,38 @@ def run_or_reuse(
       arms: name -> (gin files, bindings).
       rerun: run every arm even when a finished run of its config is there.
       run: False runs nothing (arms without a finished run are reported as not run).
+      parallel: how many arms run at once (each its own process, started in the order of
+        `arms`); the results do not depend on it, only the wall time.
 
     Returns:
       (name -> workdir, name -> what happened: reused, ran in N s, failed, not run).
     """
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, not {parallel}")
     configs = dict(zip(arms, _configs_in_child(list(arms.values())), strict=True))
-    arm_dirs, arm_runs = {}, {}
-    for name, (files, bindings) in arms.items():
+    arm_dirs, arm_runs, to_run = {}, {}, []
+    for name in arms:
         arm_dir = workdir / "arms" / slug(name)
         arm_dirs[name] = arm_dir
         why = "rerun asked for" if rerun else is_finished(arm_dir, configs[name])
         if why is None:
             arm_runs[name] = "reused a finished run of the same config"
             print(f"[{name}] reusing {arm_dir} (same config, finished)", flush=True)
-            continue
-        if not run:
+        elif not run:
             arm_runs[name] = f"not run ({why})"
-            continue
-        print(f"[{name}] running ({why}) in {arm_dir}", flush=True)
+        else:
+            to_run.append(name)
+            print(f"[{name}] to run ({why})", flush=True)
+
+    def one(name: str) -> str:
+        print(f"[{name}] running in {arm_dirs[name]}", flush=True)
         start = time.perf_counter()
-        status = run_arm(name, arm_dir, files, bindings)
-        seconds = time.perf_counter() - start
-        arm_runs[name] = (
-            f"ran in {seconds:.0f} s"
-            if status == 0
-            else f"failed (exit status {status}; see {arm_dir / 'log.txt'})"
-        )
-    return arm_dirs, arm_runs
+        status = run_arm(name, arm_dirs[name], *arms[name])
+        if status != 0:
+            return f"failed (exit status {status}; see {arm_dirs[name] / 'log.txt'})"
+        return f"ran in {time.perf_counter() - start:.0f} s"
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+        for name, state in zip(to_run, pool.map(one, to_run), strict=True):
+            arm_runs[name] = state
+    return arm_dirs, {name: arm_runs[name] for name in arms}

@@ -34,12 +34,14 @@ def run_comparison(
     protocol: str,
     arms: dict[str, list[str]],
     bindings: list[str] = (),
+    arm_bindings: dict[str, list[str]] | None = None,
     split_seed: int = 204,
     metric: str = "euclidean",
     tsne_classes: int = 5,
     seed: int = 0,
     rerun: bool = False,
     run: bool = True,
+    parallel: int = 1,
 ) -> dict:
     """Runs or reuses every arm, then writes ``<workdir>/report/``.
 
@@ -48,11 +50,14 @@ def run_comparison(
       benchmark, protocol, split_seed: what every arm runs on (checked on its embeddings).
       arms: name -> gin files and bindings of the arm's experiment.
       bindings: added after every arm's own (e.g. ``EPOCHS = 2``, ``MAX_FOLDS = 2``).
+      arm_bindings: arm name -> bindings added after that arm's own (a shorter variant
+        of a comparison, as ``compare_poj104_short.gin`` makes of ``compare_poj104.gin``).
       metric: of the silhouette, ``euclidean`` (the paper's) or ``cosine``.
       tsne_classes: classes drawn in the t-SNE maps of a benchmark with more.
       seed: of the t-SNE maps and the choice of their classes.
       rerun: run every arm even when a finished run of its config is there.
       run: False only reports the finished arms (the others are left out).
+      parallel: how many arms run at once (for a machine with cores to spare).
 
     Returns:
       The comparison (`codeprop.analysis.comparison.as_json`) with ``arm_runs`` (what
@@ -60,8 +65,14 @@ def run_comparison(
     """
     workdir = pathlib.Path(workdir).resolve()
     specs = {name: arms_lib.split_spec(list(spec)) for name, spec in arms.items()}
-    specs = {name: (files, [*own, *bindings]) for name, (files, own) in specs.items()}
-    arm_dirs, arm_runs = arms_lib.run_or_reuse(workdir, specs, rerun, run)
+    arm_bindings = dict(arm_bindings or {})
+    if unknown := sorted(set(arm_bindings) - set(specs)):
+        raise ValueError(f"arm_bindings names arms that are not in arms: {unknown}")
+    specs = {
+        name: (files, [*own, *arm_bindings.get(name, ()), *bindings])
+        for name, (files, own) in specs.items()
+    }
+    arm_dirs, arm_runs = arms_lib.run_or_reuse(workdir, specs, rerun, run, parallel)
     start = time.perf_counter()
     result = comparison_lib.compare(
         arm_dirs, benchmark, protocol, split_seed, metric, tsne_classes, seed

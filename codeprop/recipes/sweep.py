@@ -51,6 +51,7 @@ def run_sweep(
     bindings: list[str] = (),
     rerun: bool = False,
     run: bool = True,
+    parallel: int = 1,
 ) -> dict:
     """Runs (or reuses) every point of the grid and chooses one on validation accuracy.
 
@@ -60,7 +61,7 @@ def run_sweep(
       grid: gin binding name (a macro such as ``LEARNING_RATE`` or a parameter such as
         ``gnn.GCNConfig.hidden_dim``) -> the values tried.
       bindings: added after every point's own (e.g. ``MAX_FOLDS = 2``).
-      rerun, run: as in `codeprop.recipes.arms.run_or_reuse`.
+      rerun, run, parallel: as in `codeprop.recipes.arms.run_or_reuse`.
 
     Returns:
       ``points`` (per point: ``name``, ``bindings``, ``validation_accuracy`` or the
@@ -74,7 +75,7 @@ def run_sweep(
     for point in points:
         own = [f"{name} = {value!r}" for name, value in point.items()]
         specs[point_name(point)] = (files, [*base_bindings, *own, *bindings])
-    arm_dirs, arm_runs = arms_lib.run_or_reuse(workdir, specs, rerun, run)
+    arm_dirs, arm_runs = arms_lib.run_or_reuse(workdir, specs, rerun, run, parallel)
     rows, left_out, finished = [], {}, {}
     for name, (_, point_bindings) in specs.items():
         path = arm_dirs[name] / "results.json"

@@ -39,7 +39,7 @@ def _compare(workdir, arms=ARMS, **kwargs):
 
 
 def test_run_reuse_and_rerun(in_repo, tmp_path, capsys):
-    first = _compare(tmp_path)
+    first = _compare(tmp_path, parallel=2)  # two arms at a time, each its own process
     runs = first["arm_runs"]
     assert runs["bag of AST node types"].startswith("ran in")
     assert runs["CodeShell (no checkpoint)"].startswith("failed (exit status 1")
@@ -63,17 +63,16 @@ def test_run_reuse_and_rerun(in_repo, tmp_path, capsys):
     assert second["arm_runs"]["CodeShell (no checkpoint)"].startswith("not run (the last run")
     assert second["arms"][1]["metrics"] == first["arms"][1]["metrics"]
 
-    # One binding changed: that arm runs again, the other is reused.
-    changed = {
-        "bag of AST node types": ARMS["bag of AST node types"],
-        "bag of bytes": [
-            *ARMS["bag of bytes"],
-            "features_probe.run_features_probe.regularisations = (0.1, 1.0)",
-        ],
-    }
-    third = _compare(tmp_path, changed)
+    # One binding added to one arm: that arm runs again, the other is reused.
+    bags = {name: ARMS[name] for name in ("bag of AST node types", "bag of bytes")}
+    shorter = {"bag of bytes": ["features_probe.run_features_probe.regularisations = (0.1,)"]}
+    third = _compare(tmp_path, bags, arm_bindings=shorter)
     assert third["arm_runs"]["bag of bytes"].startswith("ran in")
     assert third["arm_runs"]["bag of AST node types"].startswith("reused")
+    config = (tmp_path / "arms" / "bag_of_bytes" / "config.gin").read_text()
+    assert "regularisations = (0.1,)" in config
+    with pytest.raises(ValueError, match=r"not in arms: \['bag of graphs'\]"):
+        _compare(tmp_path, bags, arm_bindings={"bag of graphs": ["EPOCHS = 1"]})
 
 
 def test_a_failed_run_is_never_reused(tmp_path):
