@@ -1,7 +1,8 @@
-"""Embedding analysis speed: codeprop's silhouette against scikit-learn's on POJ-104-sized
-embeddings (10,400 x 256, 104 labels), and t-SNE with scikit-learn against openTSNE on
-the sizes the comparison report maps (devmap's 680 rows, and 2,000), in one run; both
-t-SNEs on one thread (`codeprop.analysis.tsne` runs openTSNE so).
+"""Embedding analysis speed: codeprop's silhouette (float32 distances, the default, and
+float64) against scikit-learn's on POJ-104-sized embeddings (10,400 x 256, 104 labels),
+and t-SNE with scikit-learn against openTSNE on the sizes the comparison report maps
+(devmap's 680 rows, and 2,000), in one run; both t-SNEs on one thread
+(`codeprop.analysis.tsne` runs openTSNE so).
 
     .venv/bin/python benchmarks/embedding_analysis.py --out /tmp/bench/embedding_analysis.json
 
@@ -51,15 +52,21 @@ def main():
     args = parser.parse_args()
     x, labels = embeddings(10_400, 256, 104)
     ours_s, ours = best(lambda: silhouette.silhouette_score(x, labels), args.repeats)
+    ours64_s, ours64 = best(
+        lambda: silhouette.silhouette_score(x, labels, dtype="float64"), args.repeats
+    )
     theirs_s, theirs = best(lambda: sklearn_silhouette(x, labels), args.repeats)
     result = {
         "machine": timing.machine(),
         "silhouette": {
             "shape": list(x.shape),
             "codeprop_seconds": round(ours_s, 3),
+            "codeprop_float64_seconds": round(ours64_s, 3),
             "sklearn_seconds": round(theirs_s, 3),
             "speedup": round(theirs_s / ours_s, 2),
+            "speedup_float64": round(theirs_s / ours64_s, 2),
             "abs_difference": float(abs(ours - theirs)),
+            "abs_difference_float64": float(abs(ours64 - theirs)),
         },
         "tsne": [],
     }
