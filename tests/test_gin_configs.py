@@ -205,3 +205,32 @@ def test_pretraining_runs_from_gin(tmp_path):
     assert summary["step"] == 3 and summary["eval_perplexity"] > 1
     assert (tmp_path / "operative_config.gin").is_file()
     assert "pretrain.train.steps = %STEPS" in (tmp_path / "config.gin").read_text()
+
+
+def test_short_poj104_comparison_shortens_only_the_trained_arms():
+    from codeprop import main
+
+    gin.parse_config_files_and_bindings(
+        [str(REPO / "gin/experiments/compare_poj104_short.gin")], [], finalize_config=False
+    )
+    bound = gin.get_bindings(comparison.run_comparison)
+    assert bound["parallel"] == 2
+    epochs = {}
+    for name, spec in bound["arms"].items():
+        files, bindings = arms_lib.split_spec(spec)
+        gin.clear_config(clear_constants=True)
+        gin.parse_config_files_and_bindings(
+            files, bindings + bound["arm_bindings"].get(name, []), finalize_config=False
+        )
+        if main.entry_point() is not features_probe.run_features_probe:
+            epochs[name] = gin.get_configurable(classifier.TrainConfig)().epochs
+    assert epochs == {
+        "ProGraML + R-GCN": 30,
+        "CodeShell demo (fine-tuned)": 2,
+        "AST + GCN": 60,
+        "tiny decoder (from scratch)": 2,
+        "ProGraML + R-GCN (random init)": 60,
+        "AST + GCN (random init)": 200,
+        "CodeShell demo (frozen, last token)": 10,
+        "CodeShell demo (frozen, mean)": 10,
+    }
