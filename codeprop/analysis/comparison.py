@@ -19,11 +19,20 @@ measures every arm the same way:
 An arm that cannot be compared (no workdir, an unreadable or inconsistent file, another
 benchmark or split) is left out with its reason, which the report prints; it never leaves
 a silent gap. `markdown` renders the report and `claims` checks the paper's claims.
+
+The measurements of an arm are kept in its workdir (``measurements.npz``) under a key: the
+digest of its ``results.json`` and ``embeddings.npz``, the metric, the t-SNE settings and
+`MEASURED_BY` (raised when a measurement changes). A report over the same runs reads them
+back instead of measuring again (POJ-104's silhouettes over 52,000 rows and linear probes
+take minutes); any change to a run or a setting measures again. A workdir that cannot be
+written is measured every time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import pathlib
 
@@ -35,6 +44,9 @@ from codeprop.probes import references
 KINDS = ("structured", "LLM", "baseline")
 FIELDS = ("name", "kind", "trained", "model", "representation", "metrics")
 """The fields of an `Arm` written to ``report.json`` (besides its workdir)."""
+MEASURED_BY = 1
+"""The version of `measure`'s measurements: kept ones of another version are redone."""
+CACHE = "measurements.npz"
 
 
 @dataclasses.dataclass
@@ -51,6 +63,7 @@ class Arm:
       metrics: accuracy, accuracy_std, f1, num_params, accuracy_per_param, silhouette,
         silhouette_std, silhouette_test, linear_probe_accuracy.
       tsne: [n, 2] map, its rows' labels [n] (None when not drawn).
+      reused: the measurements were read back from the workdir (`CACHE`).
     """
 
     name: str
@@ -61,6 +74,7 @@ class Arm:
     representation: str
     metrics: dict
     tsne: tuple[np.ndarray, np.ndarray] | None = None
+    reused: bool = False
 
 
 def kind_of(results: dict) -> str:
@@ -138,6 +152,36 @@ def tsne_rows(
     return np.sort(np.concatenate(picked))
 
 
+def measurement_key(workdir, metric: str, tsne_classes: int, seed: int) -> str:
+    """What the kept measurements of an arm must match: its files' digest and settings."""
+    digest = hashlib.sha256()
+    for name in ("results.json", "embeddings.npz"):
+        with open(pathlib.Path(workdir) / name, "rb") as f:
+            for chunk in iter(lambda f=f: f.read(1 << 22), b""):
+                digest.update(chunk)
+    return json.dumps(
+        {
+            "files": digest.hexdigest(),
+            "metric": metric,
+            "tsne_classes": tsne_classes,
+            "seed": seed,
+            "measured_by": MEASURED_BY,
+        },
+        sort_keys=True,
+    )
+
+
+def _read_kept(path: pathlib.Path, key: str):
+    """(metrics, t-SNE map, its labels) kept under `key`, or None."""
+    try:
+        with np.load(path) as kept:
+            if str(kept["key"]) != key:
+                return None
+            return json.loads(str(kept["metrics"])), kept["tsne"], kept["tsne_labels"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def measure(
     name: str,
     workdir,
@@ -147,7 +191,33 @@ def measure(
     tsne_classes: int = 5,
     seed: int = 0,
 ) -> Arm:
-    """Every measurement of one arm (see the module docstring)."""
+    """Every measurement of one arm (see the module docstring), or the ones kept in its
+    workdir under the same key."""
+    workdir = pathlib.Path(workdir)
+    key = measurement_key(workdir, metric, tsne_classes, seed)
+    arm = dict(
+        name=name,
+        workdir=workdir,
+        kind=kind_of(results),
+        trained=is_trained(results),
+        model=results["model"],
+        representation=results["representation"],
+    )
+    kept = _read_kept(workdir / CACHE, key)
+    if kept is not None:
+        metrics, xy, labels = kept
+        return Arm(**arm, metrics=metrics, tsne=(xy, labels), reused=True)
+    metrics, (xy, labels) = _measure(results, file, metric, tsne_classes, seed)
+    partial = workdir / (CACHE + ".partial")
+    with contextlib.suppress(OSError):  # a read-only workdir: measured again next time
+        with open(partial, "wb") as f:
+            np.savez(f, key=key, metrics=json.dumps(metrics), tsne=xy, tsne_labels=labels)
+        partial.replace(workdir / CACHE)
+    return Arm(**arm, metrics=metrics, tsne=(xy, labels))
+
+
+def _measure(results: dict, file, metric: str, tsne_classes: int, seed: int):
+    """(metrics, (t-SNE map, its labels)) of one arm, measured."""
     aggregate = results["aggregate"]
     accuracy = aggregate["accuracy"]["mean"]
     trained = is_trained(results)
@@ -169,16 +239,7 @@ def measure(
     }
     rows = tsne_rows(file, tsne_classes, seed)
     xy = tsne.tsne(file.fold_embeddings[0, rows], file.labels[rows], seed=seed)
-    return Arm(
-        name=name,
-        workdir=pathlib.Path(workdir),
-        kind=kind_of(results),
-        trained=trained,
-        model=results["model"],
-        representation=results["representation"],
-        metrics=metrics,
-        tsne=(xy, file.labels[rows]),
-    )
+    return metrics, (xy, file.labels[rows])
 
 
 def compare(
@@ -382,7 +443,7 @@ def as_json(comparison: dict) -> dict:
             k: getattr(a, k)
             for k in ("name", "kind", "trained", "model", "representation", "metrics")
         }
-        | {"workdir": str(a.workdir)}
+        | {"workdir": str(a.workdir), "measurements_reused": a.reused}
         for a in comparison["arms"]
     ]
     return {**comparison, "arms": arms, "claims": claims(comparison)}

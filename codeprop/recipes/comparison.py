@@ -83,13 +83,14 @@ def run_comparison(
     report_dir = workdir / "report"
     figures = comparison_figures.write_figures(result, report_dir)
     made = {}
+    reused = {a.name for a in result["arms"] if a.reused}
     for name, arm_dir in arm_dirs.items():
         record = arms_lib.run_record(arm_dir)
         if record:
             made[name] = (
                 f"{arm_runs[name]}; run at code {record['code_version']}, started "
                 f"{record['started']}, {record['seconds']:.0f} s"
-            )
+            ) + ("; measurements read back" if name in reused else "")
     (report_dir / "report.md").write_text(comparison_lib.markdown(result, figures, made))
     out = comparison_lib.as_json(result) | {
         "arm_runs": arm_runs,

@@ -72,6 +72,27 @@ def test_report_and_figures(compared, tmp_path):
     assert [a["name"] for a in saved["arms"]] == ["AST + GCN", "bag of bytes"]
 
 
+def test_measurements_are_kept_and_redone_when_a_run_changes(devmap_bytes_run, tmp_path):
+    arm = tmp_path / "bag"
+    shutil.copytree(devmap_bytes_run[0], arm)
+    (arm / comparison.CACHE).unlink(missing_ok=True)
+    first = comparison.compare({"bag": arm}, "devmap/amd", "kfold")["arms"][0]
+    assert not first.reused and (arm / comparison.CACHE).is_file()
+    again = comparison.compare({"bag": arm}, "devmap/amd", "kfold")["arms"][0]
+    assert again.reused and again.metrics == first.metrics
+    np.testing.assert_array_equal(again.tsne[0], first.tsne[0])
+    np.testing.assert_array_equal(again.tsne[1], first.tsne[1])
+    # Another setting, or a run that changed: measured again.
+    cosine = comparison.compare({"bag": arm}, "devmap/amd", "kfold", metric="cosine")["arms"][0]
+    assert not cosine.reused and cosine.metrics["silhouette"] != first.metrics["silhouette"]
+    results = json.loads((arm / "results.json").read_text())
+    results["aggregate"]["accuracy"]["mean"] = 0.5
+    (arm / "results.json").write_text(json.dumps(results))
+    changed = comparison.compare({"bag": arm}, "devmap/amd", "kfold")
+    assert not changed["arms"][0].reused and changed["arms"][0].metrics["accuracy"] == 0.5
+    assert comparison.as_json(changed)["arms"][0]["measurements_reused"] is False
+
+
 def _arm(name, kind, trained, accuracy, params, silhouette_value, representation="ast"):
     metrics = {
         "accuracy": accuracy,

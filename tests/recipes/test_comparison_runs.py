@@ -62,6 +62,8 @@ def test_run_reuse_and_rerun(in_repo, tmp_path, capsys):
     assert second["arm_runs"]["bag of bytes"] == "reused a finished run of the same config"
     assert second["arm_runs"]["CodeShell (no checkpoint)"].startswith("not run (the last run")
     assert second["arms"][1]["metrics"] == first["arms"][1]["metrics"]
+    assert second["arms"][1]["measurements_reused"] and not first["arms"][1]["measurements_reused"]
+    assert "measurements read back" in (tmp_path / "report" / "report.md").read_text()
 
     # One binding added to one arm: that arm runs again, the other is reused.
     bags = {name: ARMS[name] for name in ("bag of AST node types", "bag of bytes")}
