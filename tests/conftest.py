@@ -87,3 +87,19 @@ def devmap_bytes_run(raw_dir, tmp_path_factory):
         raw_dir=str(raw_dir),
     )
     return workdir, results
+
+
+def run_on_simulated_devices(code: str, num_devices: int = 8):
+    """Runs `code` in a fresh Python with `num_devices` simulated CPU devices (XLA's flag
+    must be set before JAX starts) and returns the JSON it writes to stdout."""
+    import json
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={num_devices}"}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)

@@ -2,17 +2,13 @@
 activation estimate that follows the remat policy, and a refusal that shows the plan."""
 
 import dataclasses
-import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from codeprop.models import decoder
 from codeprop.train import memory_plan
 
-from conftest import REPO
+from conftest import run_on_simulated_devices
 
 SHARDED = r"""
 import json, sys
@@ -47,13 +43,7 @@ json.dump(out, sys.stdout)
 
 
 def test_parameter_and_optimizer_bytes_equal_what_each_device_holds():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.run(
-        [sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, cwd=REPO
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout)
+    out = run_on_simulated_devices(SHARDED)
     for name, got in out.items():
         parameters, optimizer, gradients, micro_batch = got["plan"]
         # Every device holds the same bytes (a list of one value), the plan's.

@@ -16,7 +16,7 @@ import pytest
 from codeprop.models import decoder
 from codeprop.train import checkpointing, optimizers, partitioning, pretrain
 
-from conftest import REPO
+from conftest import REPO, run_on_simulated_devices
 
 MODEL = decoder.tiny(vocab_size=128).replace(embed_dim=32, mlp_dim=64, num_layers=2)
 DATA = functools.partial(pretrain.synthetic_batches, vocab_size=128)
@@ -198,13 +198,7 @@ json.dump(out, sys.stdout)
 
 
 def test_the_sharded_step_equals_the_single_device_step():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    env["PYTHONPATH"] = str(REPO)
-    proc = subprocess.run(
-        [sys.executable, "-c", SHARDED_CHECK], env=env, capture_output=True, text=True, cwd=REPO
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout)
+    out = run_on_simulated_devices(SHARDED_CHECK)
     single, sharded = out["single"], out["sharded"]
     assert sharded["kernel_shards"] == 8 and sharded["kernel_shard_shape"] == [16, 2, 8]
     assert single["kernel_shard_shape"] == [32, 4, 8]
