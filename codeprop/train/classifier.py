@@ -45,6 +45,10 @@ class TrainConfig:
       steps_per_call: most training steps run in one jitted call (`steps.train_steps`;
         fewer when an epoch has fewer batches); an epoch's last call is padded with inactive
         steps. Results do not depend on it beyond floating-point reassociation.
+      accumulation: micro-batches per optimizer step: the batcher's batches (of
+        `batch_size`) are micro-batches, and each step takes the gradient of the union of
+        `accumulation` of them (an epoch's last step may have fewer). 1: every batch is a
+        step.
     """
 
     epochs: int = 60
@@ -56,12 +60,15 @@ class TrainConfig:
     seed: int = 0
     steps_per_call: int = 16
     selection: str = "accuracy"
+    accumulation: int = 1
 
     def __post_init__(self):
         if self.selection not in SELECTIONS:
             raise ValueError(f"selection must be one of {SELECTIONS}, not {self.selection!r}")
         if self.steps_per_call < 1:
             raise ValueError("steps_per_call must be at least 1")
+        if self.accumulation < 1:
+            raise ValueError("accumulation must be at least 1")
         if self.schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', not {self.schedule!r}")
 
@@ -77,30 +84,53 @@ def _stack(items: list[dict], size: int) -> tuple[dict, np.ndarray]:
     return jax.tree.map(lambda *leaves: np.stack(leaves), *items), active
 
 
+def _micro_group(batches: list[dict], size: int) -> dict:
+    """`size` micro-batches stacked along a new axis; missing ones are copies of the last
+    with every row masked out (they add nothing to the gradient or the metrics)."""
+    padding = [dict(batches[-1], mask=np.zeros_like(batches[-1]["mask"]))]
+    items = batches + padding * (size - len(batches))
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *items)
+
+
 def train_epoch(
     state: steps.TrainState,
     batcher,
     rows: np.ndarray,
     steps_per_call: int = 16,
+    accumulation: int = 1,
 ) -> tuple[steps.TrainState, steps.ClassificationMetrics]:
-    """One pass over `rows` in their order, `steps_per_call` steps per jitted call.
+    """One pass over `rows` in their order, `steps_per_call` steps per jitted call, each
+    step on `accumulation` batches.
 
     Returns:
       The new state and the merged training metrics of the pass.
     """
     merged = None
     pending: list[dict] = []
+    micro: list[dict] = []
 
     def flush(state, merged):
         stacked, active = _stack(pending, steps_per_call)
-        state, m = steps.train_steps(state, stacked, active)
+        state, m = steps.train_steps(state, stacked, active, accumulate=accumulation > 1)
         pending.clear()
         return state, m if merged is None else merged.merge(m)
 
-    for batch, _ in batcher.batches(rows):
-        pending.append(batch)
+    def add(step_batch, state, merged):
+        pending.append(step_batch)
         if len(pending) == steps_per_call:
             state, merged = flush(state, merged)
+        return state, merged
+
+    for batch, _ in batcher.batches(rows):
+        if accumulation == 1:
+            state, merged = add(batch, state, merged)
+            continue
+        micro.append(batch)
+        if len(micro) == accumulation:
+            state, merged = add(_micro_group(micro, accumulation), state, merged)
+            micro.clear()
+    if micro:
+        state, merged = add(_micro_group(micro, accumulation), state, merged)
     if pending:
         state, merged = flush(state, merged)
     return state, merged
@@ -186,7 +216,7 @@ def fit(
     first, _ = next(batcher.batches(split["train"][:1]))
     # Batches per epoch vary slightly with the shuffled order: the schedule is set from the
     # training rows in split order (a cosine schedule holds at zero past its end).
-    per_epoch = batcher.num_batches(split["train"])
+    per_epoch = -(-batcher.num_batches(split["train"]) // config.accumulation)  # steps
     learning_rate = steps.learning_rate_schedule(
         config.learning_rate,
         config.schedule,
@@ -207,8 +237,9 @@ def fit(
     for epoch in range(1, config.epochs + 1):
         order = shuffle.permutation(split["train"])
         if per_call is None:  # Fixed for the run (one compilation), from the first epoch.
-            per_call = min(config.steps_per_call, batcher.num_batches(order) + 1)
-        state, merged = train_epoch(state, batcher, order, per_call)
+            epoch_steps = -(-batcher.num_batches(order) // config.accumulation)
+            per_call = min(config.steps_per_call, epoch_steps + 1)
+        state, merged = train_epoch(state, batcher, order, per_call, config.accumulation)
         computed = merged.compute()
         record = {
             "epoch": epoch,

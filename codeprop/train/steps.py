@@ -122,6 +122,49 @@ def _train_step(
     return state, _metrics(logits, batch["labels"], batch["mask"], losses)
 
 
+def _accumulated_step(
+    state: TrainState, micro: dict[str, Any]
+) -> tuple[TrainState, ClassificationMetrics]:
+    """One AdamW step on A stacked micro-batches (every leaf [A, ...]).
+
+    The gradient is that of the masked mean cross-entropy over the real rows of all A
+    (the sum of the micro-batches' summed-loss gradients, divided by their row count), so
+    the step equals `_train_step` on their union up to floating-point reassociation;
+    micro-batch k draws dropout from ``fold_in(fold_in(rng, step), k)``.
+    """
+    dropout_rng = jax.random.fold_in(state.rng, state.step)
+
+    def loss_sum(params, batch, key):
+        logits = state.apply_fn(
+            {"params": params},
+            batch["inputs"],
+            batch.get("aux"),
+            batch.get("rows"),
+            deterministic=False,
+            rngs={"dropout": key},
+        )
+        losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"])
+        return jnp.sum(losses * batch["mask"].astype(losses.dtype)), (logits, losses)
+
+    grad_fn = jax.value_and_grad(loss_sum, has_aux=True)
+
+    def body(carry, slot):
+        grads, merged = carry
+        batch, k = slot
+        (_, (logits, losses)), g = grad_fn(state.params, batch, jax.random.fold_in(dropout_rng, k))
+        grads = jax.tree.map(lambda a, b: a + b.astype(a.dtype), grads, g)
+        return (grads, merged.merge(_metrics(logits, batch["labels"], batch["mask"], losses))), None
+
+    zeros = jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), state.params)
+    count = jnp.maximum(jnp.sum(micro["mask"]), 1).astype(jnp.float32)
+    num_micro = micro["labels"].shape[0]
+    (grads, merged), _ = jax.lax.scan(
+        body, (zeros, ClassificationMetrics.empty()), (micro, jnp.arange(num_micro))
+    )
+    grads = jax.tree.map(lambda g, p: (g / count).astype(p.dtype), grads, state.params)
+    return state.apply_gradients(grads=grads), merged
+
+
 @jax.jit
 def train_step(
     state: TrainState, batch: dict[str, Any]
@@ -130,28 +173,30 @@ def train_step(
     return _train_step(state, batch)
 
 
-@jax.jit
-def train_steps(
-    state: TrainState, batches: dict[str, Any], active: jax.Array
+def _train_steps(
+    state: TrainState, batches: dict[str, Any], active: jax.Array, accumulate: bool = False
 ) -> tuple[TrainState, ClassificationMetrics]:
     """`train_step` on K stacked batches in order, in one call; returns merged metrics.
 
     Args:
       state: the train state.
-      batches: K batches stacked along a new leading axis (every leaf [K, ...]).
+      batches: K batches stacked along a new leading axis (every leaf [K, ...]); with
+        `accumulate`, K steps of A micro-batches each (every leaf [K, A, ...]).
       active: [K] bool; inactive slots (padding, so every call has the same K and compiles
         once) leave the state and the metrics unchanged.
+      accumulate: each step is `_accumulated_step` over its A micro-batches.
 
     Returns:
       The state after the active steps (as many `train_step` calls would give) and the
       metrics of the active batches merged.
     """
+    step = _accumulated_step if accumulate else _train_step
 
     def body(carry, slot):
         state, merged = carry
         batch, on = slot
         state, m = jax.lax.cond(
-            on, _train_step, lambda s, _: (s, ClassificationMetrics.empty()), state, batch
+            on, step, lambda s, _: (s, ClassificationMetrics.empty()), state, batch
         )
         return (state, merged.merge(m)), None
 
@@ -159,6 +204,9 @@ def train_steps(
         body, (state, ClassificationMetrics.empty()), (batches, active)
     )
     return state, merged
+
+
+train_steps = jax.jit(_train_steps, static_argnames="accumulate")
 
 
 @jax.jit
