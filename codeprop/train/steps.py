@@ -100,21 +100,26 @@ def _metrics(logits, labels, mask, losses=None) -> ClassificationMetrics:
     )
 
 
+def _training_losses(state: TrainState, params, batch: dict[str, Any], dropout_rng):
+    """([R, C] logits, [R] cross-entropy per row) of a batch in training mode."""
+    logits = state.apply_fn(
+        {"params": params},
+        batch["inputs"],
+        batch.get("aux"),
+        batch.get("rows"),
+        deterministic=False,
+        rngs={"dropout": dropout_rng},
+    )
+    return logits, optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"])
+
+
 def _train_step(
     state: TrainState, batch: dict[str, Any]
 ) -> tuple[TrainState, ClassificationMetrics]:
     dropout_rng = jax.random.fold_in(state.rng, state.step)
 
     def loss_fn(params):
-        logits = state.apply_fn(
-            {"params": params},
-            batch["inputs"],
-            batch.get("aux"),
-            batch.get("rows"),
-            deterministic=False,
-            rngs={"dropout": dropout_rng},
-        )
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"])
+        logits, losses = _training_losses(state, params, batch, dropout_rng)
         return masked_mean(losses, batch["mask"]), (logits, losses)
 
     (_, (logits, losses)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -135,15 +140,7 @@ def _accumulated_step(
     dropout_rng = jax.random.fold_in(state.rng, state.step)
 
     def loss_sum(params, batch, key):
-        logits = state.apply_fn(
-            {"params": params},
-            batch["inputs"],
-            batch.get("aux"),
-            batch.get("rows"),
-            deterministic=False,
-            rngs={"dropout": key},
-        )
-        losses = optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"])
+        logits, losses = _training_losses(state, params, batch, key)
         return jnp.sum(losses * batch["mask"].astype(losses.dtype)), (logits, losses)
 
     grad_fn = jax.value_and_grad(loss_sum, has_aux=True)
