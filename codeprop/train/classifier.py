@@ -19,7 +19,7 @@ import numpy as np
 from clu import metric_writers
 
 from codeprop.models import gnn
-from codeprop.train import batchers, linear_head, steps
+from codeprop.train import batchers, linear_head, partitioning, placement, steps
 
 SELECTIONS = ("accuracy", "accuracy_then_loss", "loss")
 
@@ -49,6 +49,8 @@ class TrainConfig:
         `batch_size`) are micro-batches, and each step takes the gradient of the union of
         `accumulation` of them (an epoch's last step may have fewer). 1: every batch is a
         step.
+      mesh: train on a device mesh (`codeprop.train.placement`; token-sequence batches
+        only, `batch_size` a multiple of data x fsdp), or None for the default device.
     """
 
     epochs: int = 60
@@ -61,6 +63,7 @@ class TrainConfig:
     steps_per_call: int = 16
     selection: str = "accuracy"
     accumulation: int = 1
+    mesh: partitioning.MeshConfig | None = None
 
     def __post_init__(self):
         if self.selection not in SELECTIONS:
@@ -98,9 +101,10 @@ def train_epoch(
     rows: np.ndarray,
     steps_per_call: int = 16,
     accumulation: int = 1,
+    where: placement.Placement = placement.DEFAULT,
 ) -> tuple[steps.TrainState, steps.ClassificationMetrics]:
     """One pass over `rows` in their order, `steps_per_call` steps per jitted call, each
-    step on `accumulation` batches.
+    step on `accumulation` batches, the batches put where `where` says.
 
     Returns:
       The new state and the merged training metrics of the pass.
@@ -111,6 +115,7 @@ def train_epoch(
 
     def flush(state, merged):
         stacked, active = _stack(pending, steps_per_call)
+        stacked = where.batch(stacked, leading=2 if accumulation > 1 else 1)
         state, m = steps.train_steps(state, stacked, active, accumulate=accumulation > 1)
         pending.clear()
         return state, m if merged is None else merged.merge(m)
@@ -148,12 +153,15 @@ def _improves(record: dict, best: dict, selection: str) -> bool:
     )
 
 
-def evaluate(state, batcher, rows, with_embeddings=False) -> dict:
+def evaluate(
+    state, batcher, rows, with_embeddings=False, where: placement.Placement = placement.DEFAULT
+) -> dict:
     """Logits [n, C] of `rows` (in that order), their mean loss, and optionally the graph
     embeddings [n, D] of each row."""
     rows = np.asarray(rows)
     logits, embeddings, order, merged = [], [], [], None
-    for batch, batch_rows in batcher.batches(rows):
+    for host_batch, batch_rows in batcher.batches(rows):
+        batch = where.batch(host_batch)
         batch_logits, m = steps.eval_step(state, batch)
         n = len(batch_rows)
         logits.append(np.asarray(batch_logits)[:n])
@@ -161,7 +169,7 @@ def evaluate(state, batcher, rows, with_embeddings=False) -> dict:
         merged = m if merged is None else merged.merge(m)
         if with_embeddings:
             graph_embeddings = np.asarray(steps.embed_step(state, batch))
-            embeddings.append(graph_embeddings[batch["rows"][:n]])
+            embeddings.append(graph_embeddings[host_batch["rows"][:n]])
     if not order:
         return {"logits": np.zeros((0, 0)), "embeddings": np.zeros((0, 0)), "loss": float("nan")}
     # Batches group rows by graph: put them back in the order asked for.
@@ -184,6 +192,7 @@ def fit(
     initial_params=None,
     progress: Callable[[dict], None] | None = None,
     embed_all: bool = False,
+    memory_check: Callable | None = None,
 ) -> dict:
     """Trains `model` on one split with best-validation model selection.
 
@@ -202,6 +211,8 @@ def fit(
       progress: called after every epoch with its record (``epoch``, ``steps``, losses and
         accuracies; e.g. `codeprop.train.progress.Progress.epoch`), or None.
       embed_all: also embed the training and validation rows with the selected model.
+      memory_check: called as ``memory_check(abstract_state, shardings, mesh)`` before
+        the state is allocated (the LLM probe's memory plan), or None.
 
     Returns:
       ``params`` (best), ``num_params``, ``best_epoch``, ``best_validation_accuracy``,
@@ -223,12 +234,17 @@ def fit(
         per_epoch * config.epochs,
         per_epoch * config.warmup_epochs,
     )
-    state = steps.create_train_state(
-        model, first, config.seed, steps.adamw(learning_rate, config.weight_decay)
+    where = placement.Placement.of(config.mesh)
+    if config.mesh is not None:
+        _check_placeable(batcher, where)
+    state = where.init_state(
+        model,
+        first,
+        config.seed,
+        steps.adamw(learning_rate, config.weight_decay),
+        initial_params,
+        memory_check,
     )
-    if initial_params is not None:
-        params = initial_params(state.params)
-        state = state.replace(params=params, opt_state=state.tx.init(params))
     shuffle = np.random.default_rng(config.seed)
     best = {"accuracy": -1.0, "loss": np.inf, "epoch": 0, "params": state.params}
     history = []
@@ -239,7 +255,7 @@ def fit(
         if per_call is None:  # Fixed for the run (one compilation), from the first epoch.
             epoch_steps = -(-batcher.num_batches(order) // config.accumulation)
             per_call = min(config.steps_per_call, epoch_steps + 1)
-        state, merged = train_epoch(state, batcher, order, per_call, config.accumulation)
+        state, merged = train_epoch(state, batcher, order, per_call, config.accumulation, where)
         computed = merged.compute()
         record = {
             "epoch": epoch,
@@ -247,7 +263,7 @@ def fit(
             "train_accuracy": float(computed["accuracy"]),
         }
         if len(split["validation"]):
-            val = evaluate(state, batcher, split["validation"])
+            val = evaluate(state, batcher, split["validation"], where=where)
             record["validation_loss"] = val["loss"]
             record["validation_accuracy"] = float(np.mean(val["logits"].argmax(-1) == val_labels))
             improved = _improves(record, best, config.selection)
@@ -277,14 +293,30 @@ def fit(
         "history": history,
         "budget": batcher.describe(),
     }
-    return out | embed_split(state, batcher, split, embed_all)
+    return out | embed_split(state, batcher, split, embed_all, where)
 
 
-def embed_split(state, batcher, split: dict[str, np.ndarray], embed_all: bool) -> dict:
+def _check_placeable(batcher, where: placement.Placement) -> None:
+    if not isinstance(batcher, batchers.SequenceBatcher):
+        raise ValueError("TrainConfig.mesh places token-sequence batches (the LLM probe) only")
+    if batcher.batch_size % where.rows_per_shard:
+        raise ValueError(
+            f"TrainConfig.batch_size {batcher.batch_size} is not a multiple of the mesh's "
+            f"data x fsdp ({where.rows_per_shard})"
+        )
+
+
+def embed_split(
+    state,
+    batcher,
+    split: dict[str, np.ndarray],
+    embed_all: bool,
+    where: placement.Placement = placement.DEFAULT,
+) -> dict:
     """``test_logits``, ``test_embeddings`` and, with `embed_all`, ``rows`` (training,
     validation and test rows) and their ``embeddings``, in one pass."""
     rows = linear_head.concatenated(split)[0] if embed_all else np.asarray(split["test"])
-    out = evaluate(state, batcher, rows, with_embeddings=True)
+    out = evaluate(state, batcher, rows, with_embeddings=True, where=where)
     num_test = len(split["test"])
     tail = slice(len(rows) - num_test, len(rows))
     result = {

@@ -71,3 +71,20 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
+
+
+def follow_params(tree, param_shardings, mesh: Mesh):
+    """Shardings for an optimizer-state tree: a leaf whose path ends with a parameter's
+    path gets that parameter's sharding (Adam's moments); others are replicated."""
+    by_path = {
+        tuple(path): sharding
+        for path, sharding in jax.tree_util.tree_leaves_with_path(param_shardings)
+    }
+
+    def pick(path, leaf):
+        for length in range(len(path), 0, -1):
+            if tuple(path[-length:]) in by_path and np.ndim(leaf) > 0:
+                return by_path[tuple(path[-length:])]
+        return replicated(mesh)
+
+    return jax.tree_util.tree_map_with_path(pick, tree)

@@ -128,28 +128,11 @@ def _param_shardings(config: decoder.DecoderConfig, mesh, rules):
     return nn.logical_to_mesh_sharding(decoder.logical_axes(config), mesh, rules)
 
 
-def _follow_params(tree, param_shardings, mesh):
-    """Shardings for an optimizer-state tree: a leaf whose path ends with a parameter's
-    path gets that parameter's sharding (Adam's moments); others are replicated."""
-    by_path = {
-        tuple(path): sharding
-        for path, sharding in jax.tree_util.tree_leaves_with_path(param_shardings)
-    }
-
-    def pick(path, leaf):
-        for length in range(len(path), 0, -1):
-            if tuple(path[-length:]) in by_path and np.ndim(leaf) > 0:
-                return by_path[tuple(path[-length:])]
-        return partitioning.replicated(mesh)
-
-    return jax.tree_util.tree_map_with_path(pick, tree)
-
-
 def state_shardings(model_config, tx, mesh, rules=partitioning.RULES) -> TrainState:
     """The NamedSharding of every leaf of the train state."""
     params = _param_shardings(model_config, mesh, rules)
     abstract_params = jax.eval_shape(lambda: decoder.init_params(model_config, jax.random.key(0)))
-    opt_state = _follow_params(jax.eval_shape(tx.init, abstract_params), params, mesh)
+    opt_state = partitioning.follow_params(jax.eval_shape(tx.init, abstract_params), params, mesh)
     return TrainState(step=partitioning.replicated(mesh), params=params, opt_state=opt_state)
 
 
