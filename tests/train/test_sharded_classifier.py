@@ -26,8 +26,9 @@ for name, mesh in {
     seen = {}
 
     def check(abstract, shardings, mesh):
-        kernel = shardings.params["decoder"]["blocks_0"]["attention"]["query"]["kernel"]
-        seen["query_shard"] = list(kernel.shard_shape(abstract.params["decoder"]["blocks_0"]["attention"]["query"]["kernel"].shape))
+        query = lambda tree: tree["decoder"]["blocks_0"]["attention"]["query"]["kernel"]
+        shape = query(abstract.params).shape
+        seen["query_shard"] = list(query(shardings.params).shard_shape(shape))
         seen["devices"] = mesh.size
 
     model = heads.DecoderClassifier(config, 2, pad_id=0)
