@@ -7,6 +7,13 @@ trained from scratch from a `DecoderConfig` or starts from a checkpoint
 the pooled final hidden states (`codeprop.models.heads.DecoderClassifier`). Splits,
 training, metrics and the result files (the pooled test embeddings in ``embeddings.npz``)
 are `codeprop.probes.protocol`'s, the same as the graph probes'.
+
+At scale: ``dtype='bfloat16'`` computes in bfloat16 with float32 master weights and
+optimizer state, ``remat`` rematerialises each block in the backward pass,
+``classifier.TrainConfig.accumulation`` accumulates micro-batches and
+``classifier.TrainConfig.mesh`` shards the model over a device mesh. Before the state is
+allocated, every fine-tuning run prints its memory plan per device
+(`codeprop.train.memory_plan`) and refuses, with the plan, one that does not fit.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from codeprop.models import decoder as decoder_lib
 from codeprop.models import heads
 from codeprop.probes import protocol as protocol_lib
 from codeprop.tokens import tokenization
-from codeprop.train import batchers, classifier
+from codeprop.train import batchers, classifier, memory_plan
 
 
 def tokenize_benchmark(bench: benchmarks.Benchmark, tokenizer, max_tokens: int, source_of) -> dict:
@@ -84,6 +91,9 @@ def run_llm_probe(
     source_field: str | None = None,
     raw_dir: str | None = None,
     frozen: bool = False,
+    dtype: str | None = None,
+    remat: str | None = None,
+    device_memory_gib: float | None = None,
 ) -> dict:
     """Fine-tunes a decoder with a classification head on a benchmark; writes the results.
 
@@ -101,6 +111,12 @@ def run_llm_probe(
       frozen: no fine-tuning: the decoder keeps the checkpoint's weights (or its random
         initialisation from ``train.seed``) and a linear head is trained on its pooled
         embeddings (`codeprop.train.classifier.fit_frozen`).
+      dtype: the decoder's computation dtype (e.g. ``'bfloat16'``), replacing the config's
+        or the checkpoint's; parameters stay float32. None keeps it.
+      remat: the decoder's rematerialisation per block (``'none'``, ``'dots'``,
+        ``'full'``), replacing the config's; None keeps it.
+      device_memory_gib: the memory per device the plan must fit, in GiB; None takes
+        what the device reports (accelerators do, CPUs do not: then nothing is refused).
 
     Returns:
       The results dict also written to ``workdir/results.json``.
@@ -112,6 +128,8 @@ def run_llm_probe(
     pretrained = None
     if checkpoint is not None:
         decoder, pretrained = hf.load(checkpoint)
+    numerics = {"dtype": dtype, "remat": remat}
+    decoder = decoder.replace(**{k: v for k, v in numerics.items() if v is not None})
     tok = tokenization.load(tokenizer)
     if tok.vocab_size > decoder.vocab_size:
         raise ValueError(
@@ -138,12 +156,45 @@ def run_llm_probe(
     if pretrained is not None:
         initial = lambda params: {**params, "decoder": pretrained}  # noqa: E731
 
+    planned = []
+
     def fit_fold(split, aux, fit_kwargs):
         data = batchers.Examples(built["sequences"], built["input_of"], labels, aux)
         batcher = batchers.SequenceBatcher.for_data(data, train.batch_size, tok.pad_id)
-        fit = classifier.fit_frozen if frozen else classifier.fit
-        result = fit(
-            model, data, split, train, batcher=batcher, initial_params=initial, **fit_kwargs
+        if frozen:
+            result = classifier.fit_frozen(
+                model, data, split, train, batcher=batcher, initial_params=initial, **fit_kwargs
+            )
+            return result, {}
+
+        def check(abstract, shardings, mesh):
+            capacity = -1 if device_memory_gib is None else int(device_memory_gib * 2**30)
+            plan = memory_plan.plan(
+                decoder,
+                abstract.params,
+                shardings.params,
+                abstract.opt_state,
+                shardings.opt_state,
+                mesh,
+                batch_size=train.batch_size * train.accumulation,
+                seq_len=batcher.length,
+                accumulation=train.accumulation,
+                capacity=capacity,
+            )
+            if not planned:  # once per run: every fold plans the same
+                print(plan.table(), flush=True)
+                planned.append(plan)
+            memory_plan.check(plan)
+
+        result = classifier.fit(
+            model,
+            data,
+            split,
+            train,
+            batcher=batcher,
+            initial_params=initial,
+            memory_check=check,
+            **fit_kwargs,
         )
         return result, {}
 

@@ -5,12 +5,13 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from codeprop import main
 from codeprop.checkpoints import hf
 from codeprop.models import decoder, heads
 from codeprop.tokens import tokenization
-from codeprop.train import batchers, classifier
+from codeprop.train import batchers, classifier, memory_plan
 
 from conftest import REPO, SMALL_C_PROGRAMS
 
@@ -104,3 +105,42 @@ def test_llm_probe_runs_from_gin_on_devmap(raw_dir, tfds_dir, tmp_path, monkeypa
     assert saved["settings"]["decoder"]["num_kv_heads"] == 2
     emb = np.load(tmp_path / "embeddings.npz")
     assert emb["embeddings"].shape == (680, 32) and (emb["test_fold"] == 0).sum() == 68
+
+
+def test_bfloat16_fine_tuning_with_remat_still_learns():
+    data, tok = _data()
+    split = {"train": np.arange(8), "validation": np.arange(8), "test": np.arange(8)}
+    bf16 = CONFIG.replace(dtype="bfloat16", remat="full")
+    model = heads.DecoderClassifier(bf16, num_classes=2, pad_id=tok.pad_id)
+    batcher = batchers.SequenceBatcher.for_data(data, batch_size=4, pad_id=tok.pad_id)
+    config = classifier.TrainConfig(epochs=40, batch_size=4, learning_rate=3e-3)
+    result = classifier.fit(model, data, split, config, batcher=batcher)
+    history = result["history"]
+    assert history[-1]["train_loss"] < 0.5 * history[0]["train_loss"]
+    assert (result["test_logits"].argmax(-1) == LABELS).mean() >= 0.875  # chance: 0.5
+    # Master weights stay float32.
+    assert {leaf.dtype for leaf in jax.tree.leaves(result["params"])} == {np.dtype("float32")}
+
+
+def test_the_probe_prints_its_memory_plan_and_refuses_what_cannot_fit(
+    raw_dir, tfds_dir, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    bindings = [
+        "EPOCHS = 1",
+        "MAX_TOKENS = 64",
+        "BATCH_SIZE = 32",
+        "decoder.DecoderConfig.num_layers = 1",
+        "decoder.DecoderConfig.embed_dim = 32",
+        "llm_probe.run_llm_probe.max_folds = 1",
+        "llm_probe.run_llm_probe.dtype = 'bfloat16'",
+        "llm_probe.run_llm_probe.remat = 'full'",
+        "llm_probe.run_llm_probe.device_memory_gib = 0.001",  # 1 MiB
+        f"llm_probe.run_llm_probe.raw_dir = '{raw_dir}'",
+    ]
+    gin_file = str(REPO / "gin/experiments/devmap_amd_decoder_tiny.gin")
+    with pytest.raises(memory_plan.MemoryPlanError, match=r"does not fit the device: it needs"):
+        main.run([gin_file], bindings, str(tmp_path), [str(REPO)])
+    printed = capsys.readouterr().out
+    assert "memory per device (mesh data 1 x fsdp 1 x tensor 1):" in printed
+    assert "activations (estimate, 32 x 64 tokens)" in printed
