@@ -17,6 +17,20 @@ from conftest import REPO, SMALL_C_PROGRAMS
 
 CONFIG = decoder.tiny(vocab_size=263).replace(embed_dim=32, mlp_dim=64, num_layers=2)
 LABELS = np.array([0, 1, 0, 1, 1, 0, 0, 1], np.int32)
+TINY_DEVMAP = str(REPO / "gin/experiments/devmap_amd_decoder_tiny.gin")
+
+
+def _small(raw_dir) -> list[str]:
+    """Bindings that make the devmap decoder probe one quick fold."""
+    return [
+        "EPOCHS = 1",
+        "MAX_TOKENS = 64",
+        "BATCH_SIZE = 32",
+        "decoder.DecoderConfig.num_layers = 1",
+        "decoder.DecoderConfig.embed_dim = 32",
+        "llm_probe.run_llm_probe.max_folds = 1",
+        f"llm_probe.run_llm_probe.raw_dir = '{raw_dir}'",
+    ]
 
 
 def test_pooling_last_and_mean_skip_padding():
@@ -83,17 +97,7 @@ def test_pretrained_decoder_goes_in_under_decoder(tmp_path):
 
 def test_llm_probe_runs_from_gin_on_devmap(raw_dir, tfds_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
-    bindings = [
-        "EPOCHS = 1",
-        "MAX_TOKENS = 64",
-        "BATCH_SIZE = 32",
-        "decoder.DecoderConfig.num_layers = 1",
-        "decoder.DecoderConfig.embed_dim = 32",
-        "llm_probe.run_llm_probe.max_folds = 1",
-        f"llm_probe.run_llm_probe.raw_dir = '{raw_dir}'",
-    ]
-    gin_file = str(REPO / "gin/experiments/devmap_amd_decoder_tiny.gin")
-    results = main.run([gin_file], bindings, str(tmp_path), [str(REPO)])
+    results = main.run([TINY_DEVMAP], _small(raw_dir), str(tmp_path), [str(REPO)])
     (fold,) = results["folds"]
     assert (fold["train"], fold["validation"], fold["test"]) == (551, 61, 68)
     assert 0.0 <= fold["accuracy"] <= 1.0 and "speedup_mean" in results["aggregate"]
@@ -126,21 +130,13 @@ def test_the_probe_prints_its_memory_plan_and_refuses_what_cannot_fit(
     raw_dir, tfds_dir, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
-    bindings = [
-        "EPOCHS = 1",
-        "MAX_TOKENS = 64",
-        "BATCH_SIZE = 32",
-        "decoder.DecoderConfig.num_layers = 1",
-        "decoder.DecoderConfig.embed_dim = 32",
-        "llm_probe.run_llm_probe.max_folds = 1",
+    bindings = _small(raw_dir) + [
         "llm_probe.run_llm_probe.dtype = 'bfloat16'",
         "llm_probe.run_llm_probe.remat = 'full'",
         "llm_probe.run_llm_probe.device_memory_gib = 0.001",  # 1 MiB
-        f"llm_probe.run_llm_probe.raw_dir = '{raw_dir}'",
     ]
-    gin_file = str(REPO / "gin/experiments/devmap_amd_decoder_tiny.gin")
     with pytest.raises(memory_plan.MemoryPlanError, match=r"does not fit the device: it needs"):
-        main.run([gin_file], bindings, str(tmp_path), [str(REPO)])
+        main.run([TINY_DEVMAP], bindings, str(tmp_path), [str(REPO)])
     printed = capsys.readouterr().out
     assert "memory per device (mesh data 1 x fsdp 1 x tensor 1):" in printed
     assert "activations (estimate, 32 x 64 tokens)" in printed
