@@ -7,7 +7,7 @@ from codeprop.models import decoder, gnn, rgcn
 from codeprop.probes import features_probe, graph_probe, llm_probe, protocol
 from codeprop.recipes import arms as arms_lib
 from codeprop.recipes import comparison, sweep
-from codeprop.train import classifier, pretrain
+from codeprop.train import classifier, partitioning, pretrain
 
 from conftest import REPO
 
@@ -234,3 +234,17 @@ def test_short_poj104_comparison_shortens_only_the_trained_arms():
         "CodeShell demo (frozen, last token)": 10,
         "CodeShell demo (frozen, mean)": 10,
     }
+
+
+def test_the_sharded_llm_probe_file_puts_the_probe_on_a_mesh():
+    gin.parse_config_files_and_bindings(
+        [
+            str(REPO / "gin/experiments/poj104_codeshell_demo.gin"),
+            str(REPO / "gin/runs/llm_probe_sharded.gin"),
+        ],
+        ["partitioning.MeshConfig.fsdp = 8", "classifier.TrainConfig.accumulation = 4"],
+        finalize_config=False,
+    )
+    train = gin.get_bindings(llm_probe.run_llm_probe)["train"]
+    assert train.mesh == partitioning.MeshConfig(data=-1, fsdp=8, tensor=1)
+    assert (train.accumulation, train.batch_size) == (4, 32)
