@@ -7,13 +7,17 @@ exactly the config the arm now parses to: the full config, every binding (a supe
 the operative config that the run wrote, so a change to any binding reruns it).
 Otherwise the arm runs in a child process, its output passed through with the arm's name
 in front and kept in ``log.txt``. The code's version is not part of the key: after
-changing codeprop, rerun. The comparison (`codeprop.recipes.comparison`) and the sweeps
-(`codeprop.recipes.sweep`) run their arms through `run_or_reuse`.
+changing codeprop, rerun. Processes may share a workdir (two comparisons with common arms,
+a sweep beside a comparison): an arm's run holds a lock in its directory, and a process
+that finds the lock held waits and then reuses the finished run. The comparison
+(`codeprop.recipes.comparison`) and the sweeps (`codeprop.recipes.sweep`) run their arms
+through `run_or_reuse`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import fcntl
 import json
 import os
 import pathlib
@@ -23,6 +27,8 @@ import sys
 import time
 
 FINISHED = ("operative_config.gin", "results.json", "embeddings.npz")
+LOCK = ".running.lock"
+"""Held by the process running an arm, so that two never run the same arm at once."""
 
 
 def slug(name: str) -> str:
@@ -173,11 +179,20 @@ def run_or_reuse(
             print(f"[{name}] to run ({why})", flush=True)
 
     def one(name: str) -> str:
-        print(f"[{name}] running in {arm_dirs[name]}", flush=True)
-        start = time.perf_counter()
-        status = run_arm(name, arm_dirs[name], *arms[name])
+        arm_dir = arm_dirs[name]
+        arm_dir.mkdir(parents=True, exist_ok=True)
+        with open(arm_dir / LOCK, "w") as lock:
+            # Another process (a second comparison or sweep over this workdir) may be
+            # running this arm: wait for it, then reuse what it finished.
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not rerun and is_finished(arm_dir, configs[name]) is None:
+                print(f"[{name}] reusing {arm_dir} (finished by another process)", flush=True)
+                return "reused a finished run of the same config"
+            print(f"[{name}] running in {arm_dir}", flush=True)
+            start = time.perf_counter()
+            status = run_arm(name, arm_dir, *arms[name])
         if status != 0:
-            return f"failed (exit status {status}; see {arm_dirs[name] / 'log.txt'})"
+            return f"failed (exit status {status}; see {arm_dir / 'log.txt'})"
         return f"ran in {time.perf_counter() - start:.0f} s"
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:

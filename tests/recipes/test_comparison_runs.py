@@ -99,3 +99,35 @@ def test_a_run_that_fails_leaves_no_operative_config(in_repo, tmp_path):
         )
     assert not (tmp_path / "operative_config.gin").exists()
     assert "devmap/arm" in (tmp_path / "config.gin").read_text()
+
+
+SHARED = r"""
+import json, sys
+from codeprop.recipes import arms
+specs = {"bag of bytes": (["gin/runs/features_probe.gin"], [
+    "BENCHMARK = 'devmap/amd'", "PROTOCOL = 'kfold'", "MAX_FOLDS = 2",
+    "features_probe.run_features_probe.features = 'tokens'"])}
+_, runs = arms.run_or_reuse(__import__("pathlib").Path(sys.argv[1]), specs)
+print(json.dumps(runs))
+"""
+
+
+def test_two_processes_sharing_a_workdir_run_an_arm_once(in_repo, tmp_path):
+    import subprocess
+    import sys
+
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", SHARED, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [child.communicate() for child in children]
+    assert [c.returncode for c in children] == [0, 0], [err[-2000:] for _, err in outs]
+    states = sorted(json.loads(out.splitlines()[-1])["bag of bytes"] for out, _ in outs)
+    assert states[0].startswith("ran in")
+    assert states[1] == "reused a finished run of the same config"
+    assert sum("finished by another process" in out for out, _ in outs) == 1
