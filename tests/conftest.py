@@ -103,3 +103,23 @@ def run_on_simulated_devices(code: str, num_devices: int = 8):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
+
+
+def run_side_by_side(code: str, *args: str, copies: int = 2) -> list[str]:
+    """Runs `copies` Pythons on `code` with `args` at the same time; their stdouts (each
+    must exit 0)."""
+    import subprocess
+    import sys
+
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(copies)
+    ]
+    outs = [child.communicate() for child in children]
+    assert [child.returncode for child in children] == [0] * copies, [e[-2000:] for _, e in outs]
+    return [out for out, _ in outs]

@@ -1,5 +1,7 @@
 import numpy as np
 
+from conftest import run_side_by_side
+
 
 def test_devmap_tfds(devmap_amd):
     assert devmap_amd.num_classes == 2
@@ -50,27 +52,14 @@ def test_poj104_tfds(raw_dir, tfds_dir):
 def test_experiments_side_by_side_prepare_the_data_once(raw_dir, tmp_path):
     # A comparison runs arms in parallel processes: the first prepares the data under a
     # lock, the second waits and reads it (it used to fail renaming tfds's incomplete dir).
-    import subprocess
-    import sys
-
     code = (
         "import sys; from codeprop.data import benchmarks; "
         "b = benchmarks.load('devmap/nvidia', raw_dir=sys.argv[1], tfds_dir=sys.argv[2]); "
         "print(len(b.examples), sum(b.labels))"
     )
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", code, str(raw_dir), str(tmp_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outs = [child.communicate() for child in children]
-    assert [child.returncode for child in children] == [0, 0], [err[-2000:] for _, err in outs]
-    assert [out.splitlines()[-1] for out, _ in outs] == ["680 387"] * 2
-    assert sum("Downloading and preparing" in out for out, _ in outs) == 1
+    outs = run_side_by_side(code, str(raw_dir), str(tmp_path))
+    assert [out.splitlines()[-1] for out in outs] == ["680 387"] * 2
+    assert sum("Downloading and preparing" in out for out in outs) == 1
     assert [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob(".prepare.lock")] == [
         "devmap/nvidia/.prepare.lock"
     ]

@@ -8,7 +8,7 @@ import pytest
 from codeprop import main
 from codeprop.recipes import arms, comparison
 
-from conftest import REPO
+from conftest import REPO, run_side_by_side
 
 FEATURES = ["gin/runs/features_probe.gin", "BENCHMARK = 'devmap/amd'", "PROTOCOL = 'kfold'"]
 ARMS = {
@@ -113,21 +113,8 @@ print(json.dumps(runs))
 
 
 def test_two_processes_sharing_a_workdir_run_an_arm_once(in_repo, tmp_path):
-    import subprocess
-    import sys
-
-    children = [
-        subprocess.Popen(
-            [sys.executable, "-c", SHARED, str(tmp_path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outs = [child.communicate() for child in children]
-    assert [c.returncode for c in children] == [0, 0], [err[-2000:] for _, err in outs]
-    states = sorted(json.loads(out.splitlines()[-1])["bag of bytes"] for out, _ in outs)
+    outs = run_side_by_side(SHARED, str(tmp_path))
+    states = sorted(json.loads(out.splitlines()[-1])["bag of bytes"] for out in outs)
     assert states[0].startswith("ran in")
     assert states[1] == "reused a finished run of the same config"
-    assert sum("finished by another process" in out for out, _ in outs) == 1
+    assert sum("finished by another process" in out for out in outs) == 1
