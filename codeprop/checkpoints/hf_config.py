@@ -310,3 +310,26 @@ def to_hf(config: DecoderConfig, family: str) -> dict:
             "mlp_bias": c.mlp_bias,
         }
     return out
+
+
+NUMERICS = (
+    "dtype",
+    "param_dtype",
+    "remat",
+    "attention_impl",
+    "attention_query_chunk",
+    "loss_chunk",
+    "initializer_range",
+)
+"""`DecoderConfig` fields that are how a model runs or was initialised, not what it is."""
+
+
+def differences(expected: DecoderConfig, actual: DecoderConfig) -> list[str]:
+    """``'field: expected X, checkpoint Y'`` for every architecture field that differs
+    (`NUMERICS` are not compared); empty when `actual` is the model `expected` names."""
+    ours, theirs = vars(expected), vars(actual)
+    return [
+        f"{k}: expected {ours[k]!r}, checkpoint {theirs[k]!r}"
+        for k in ours
+        if k not in NUMERICS and ours[k] != theirs[k]
+    ]

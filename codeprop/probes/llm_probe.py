@@ -25,7 +25,7 @@ import time
 import numpy as np
 from absl import logging
 
-from codeprop.checkpoints import hf
+from codeprop.checkpoints import hf, hf_config
 from codeprop.data import benchmarks
 from codeprop.models import decoder as decoder_lib
 from codeprop.models import heads
@@ -101,7 +101,9 @@ def run_llm_probe(
       workdir: output directory (created).
       benchmark: ``devmap/amd``, ``devmap/nvidia`` or ``poj104``.
       train: optimisation settings (``batch_size`` counts sequences).
-      decoder: the architecture when training from scratch; ignored with a checkpoint.
+      decoder: the architecture when training from scratch; with a checkpoint, the
+        architecture the checkpoint must have (its config.json is checked against it and
+        every difference named), or None to take the checkpoint's as it is.
       checkpoint: a Hugging Face checkpoint directory to start from, or None.
       tokenizer: ``'bytes'`` or a tokenizer.json path (a checkpoint's own tokenizer).
       max_tokens: sources are truncated to their first ``max_tokens`` tokens (counted).
@@ -127,7 +129,13 @@ def run_llm_probe(
     protocol_lib.check_aux_inputs(bench, aux_inputs)
     pretrained = None
     if checkpoint is not None:
+        named = decoder
         decoder, pretrained = hf.load(checkpoint)
+        if named is not None and (diff := hf_config.differences(named, decoder)):
+            raise ValueError(
+                f"{checkpoint}/config.json is not the model the gin file names "
+                f"(llm_probe.run_llm_probe.decoder): {'; '.join(diff)}"
+            )
     numerics = {"dtype": dtype, "remat": remat}
     decoder = decoder.replace(**{k: v for k, v in numerics.items() if v is not None})
     tok = tokenization.load(tokenizer)

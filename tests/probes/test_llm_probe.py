@@ -140,3 +140,29 @@ def test_the_probe_prints_its_memory_plan_and_refuses_what_cannot_fit(
     printed = capsys.readouterr().out
     assert "memory per device (mesh data 1 x fsdp 1 x tensor 1):" in printed
     assert "activations (estimate, 32 x 64 tokens)" in printed
+
+
+def test_a_checkpoint_of_another_model_than_the_gin_file_names_is_refused(
+    raw_dir, tfds_dir, tmp_path, monkeypatch
+):
+    from codeprop.checkpoints import hf_config
+    from codeprop.probes import llm_probe
+
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    hf.save(CONFIG, decoder.init_params(CONFIG, jax.random.key(0)), tmp_path / "ckpt", "codeshell")
+    named = CONFIG.replace(num_layers=3, num_kv_heads=4)
+    with pytest.raises(ValueError, match="is not the model the gin file names") as e:
+        llm_probe.run_llm_probe(
+            workdir=tmp_path / "run",
+            benchmark="devmap/amd",
+            train=classifier.TrainConfig(epochs=1),
+            decoder=named,
+            checkpoint=str(tmp_path / "ckpt"),
+            tokenizer="bytes",
+            raw_dir=str(raw_dir),
+        )
+    assert "num_layers: expected 3, checkpoint 2" in str(e.value)
+    assert "num_kv_heads: expected 4, checkpoint 2" in str(e.value)
+    # How the model runs (numerics) is not what it is.
+    loaded, _ = hf.load(tmp_path / "ckpt")
+    assert hf_config.differences(CONFIG.replace(dtype="bfloat16", remat="full"), loaded) == []
