@@ -123,3 +123,23 @@ def run_side_by_side(code: str, *args: str, copies: int = 2) -> list[str]:
     outs = [child.communicate() for child in children]
     assert [child.returncode for child in children] == [0] * copies, [e[-2000:] for _, e in outs]
     return [out for out, _ in outs]
+
+
+def write_bpe_tokenizer(directory: pathlib.Path, vocab_size: int = 400) -> pathlib.Path:
+    """A byte-level BPE ``tokenizer.json`` trained on `SMALL_C_PROGRAMS`, with StarCoder's
+    special tokens, written to `directory`; returns its path."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(SMALL_C_PROGRAMS * 20, trainer)
+    directory.mkdir(parents=True, exist_ok=True)
+    bpe.save(str(directory / "tokenizer.json"))
+    return directory / "tokenizer.json"

@@ -29,10 +29,13 @@ def test_there_are_experiments():
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
 def test_experiment_parses_and_binds_everything(path: pathlib.Path):
-    bindings = []
+    files, bindings = [str(path)], []
     if path.name == "pretrain_tiny_corpus.gin":  # the corpus's files are the user's
         bindings = ["CORPUS_DIR = 'corpus'", "VOCABULARY = 'tok/code.model'", "VOCAB_SIZE = 4096"]
-    gin.parse_config_files_and_bindings([str(path)], bindings, finalize_config=False)
+    if path.name.endswith("_llm.gin"):  # the paper's protocol, given one of its models
+        files.append(str(REPO / "gin/models/tiny_starcoder_py.gin"))
+        bindings = ["CHECKPOINT = 'checkpoints/tiny_starcoder_py'"]
+    gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
     from codeprop import main
 
     entry = main.entry_point()
@@ -49,7 +52,15 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
     if entry is sweep.run_sweep:
         check_sweep(bound)
         return
-    if entry is llm_probe.run_llm_probe and "checkpoint" in bound:
+    if path.name.endswith("_llm.gin"):
+        assert bound["checkpoint"] == bound["tokenizer"] == "checkpoints/tiny_starcoder_py"
+        assert (bound["dtype"], bound["remat"], bound["decoder"].vocab_size) == (
+            "bfloat16",
+            "full",
+            49152,
+        )
+        assert bound["train"].epochs == 10  # the paper's
+    elif entry is llm_probe.run_llm_probe and "checkpoint" in bound:
         assert bound["checkpoint"] == "workdir/pretrain_demo/hf"  # the demo's export
         assert bound["tokenizer"].endswith("code.model")
         assert bound.get("aux_inputs", False) == bound["benchmark"].startswith("devmap")

@@ -3,11 +3,10 @@
 import json
 
 import pytest
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from codeprop.tokens import fim, tokenization
 
-from conftest import SMALL_C_PROGRAMS
+from conftest import SMALL_C_PROGRAMS, write_bpe_tokenizer
 
 
 def test_bytes_round_trip_and_specials_after_the_bytes():
@@ -21,17 +20,7 @@ def test_bytes_round_trip_and_specials_after_the_bytes():
 
 
 def test_tokenizer_json_file(tmp_path):
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    specials = ["<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator(SMALL_C_PROGRAMS * 20, trainer)
-    bpe.save(str(tmp_path / "tokenizer.json"))
+    write_bpe_tokenizer(tmp_path)
 
     tok = tokenization.load(str(tmp_path))
     text = SMALL_C_PROGRAMS[0]
