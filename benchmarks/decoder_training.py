@@ -75,9 +75,10 @@ def codeprop_runner(config, tokens, lr, fused_loss=True):
     return run, decoder.num_params(state["params"])
 
 
-def hf_runner(config, tokens, lr, attn_implementation):
-    """Like `codeprop_runner`, for transformers' Starcoder2 with the same architecture."""
-    hf_config = transformers.Starcoder2Config(
+def starcoder2_config(config: decoder.DecoderConfig, **extra) -> transformers.Starcoder2Config:
+    """transformers' Starcoder2 config of the same architecture as a CodeShell-style
+    `config` (biases, tied embeddings, RoPE; token 0 as BOS and EOS), plus `extra`."""
+    return transformers.Starcoder2Config(
         vocab_size=config.vocab_size,
         hidden_size=config.embed_dim,
         intermediate_size=config.mlp_dim,
@@ -90,7 +91,13 @@ def hf_runner(config, tokens, lr, attn_implementation):
         tie_word_embeddings=True,
         bos_token_id=0,
         eos_token_id=0,
+        **extra,
     )
+
+
+def hf_runner(config, tokens, lr, attn_implementation):
+    """Like `codeprop_runner`, for transformers' Starcoder2 with the same architecture."""
+    hf_config = starcoder2_config(config)
     torch.manual_seed(0)
     model = transformers.Starcoder2ForCausalLM(hf_config).float().train()
     model.config._attn_implementation = attn_implementation

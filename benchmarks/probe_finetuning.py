@@ -23,7 +23,7 @@ import numpy as np
 import timing
 import torch
 import transformers
-from decoder_training import interleaved
+from decoder_training import interleaved, starcoder2_config
 
 from codeprop.models import decoder, heads
 from codeprop.train import batchers, classifier, host_memory, steps
@@ -63,22 +63,7 @@ def codeprop_runners(config, probe_batches, args):
 
 def hf_runner(config, probe_batches, args):
     """The same step with `Starcoder2ForSequenceClassification` (pads are token 0)."""
-    hf_config = transformers.Starcoder2Config(
-        vocab_size=config.vocab_size,
-        hidden_size=config.embed_dim,
-        intermediate_size=config.mlp_dim,
-        num_hidden_layers=config.num_layers,
-        num_attention_heads=config.num_heads,
-        num_key_value_heads=config.num_kv_heads,
-        max_position_embeddings=config.max_positions,
-        rope_parameters={"rope_type": "default", "rope_theta": config.rope_base},
-        use_bias=True,
-        tie_word_embeddings=True,
-        num_labels=args.classes,
-        pad_token_id=0,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
+    hf_config = starcoder2_config(config, num_labels=args.classes, pad_token_id=0)
     torch.manual_seed(0)
     model = transformers.Starcoder2ForSequenceClassification(hf_config).float().train()
     model.config._attn_implementation = "sdpa"
