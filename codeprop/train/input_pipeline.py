@@ -6,9 +6,11 @@
 tokens after filtering (the corpus report). Each Task reads the kept documents (split by
 a hash of their id: 1 in ``validation_every`` to ``validation``), applies `fim` (seeded:
 a document-level character split into prefix / middle / suffix at rate ``fim_rate``,
-arranged PSM or SPM — see `codeprop.tokens.fim`) and ends each document with
-``<|endoftext|>``. `packed_dataset` packs the examples with seqio's `LMFeatureConverter`
-into ``decoder_target_tokens``, ``decoder_input_tokens``, ``decoder_loss_weights``,
+arranged PSM or SPM — see `codeprop.tokens.fim`), ends each document with
+``<|endoftext|>`` and splits it into pieces of the sequence length (`split_to_length`:
+no token of a long document is lost; each piece is a segment of its own, positions from
+0). `packed_dataset` packs the pieces with seqio's `LMFeatureConverter` into
+``decoder_target_tokens``, ``decoder_input_tokens``, ``decoder_loss_weights``,
 ``decoder_segment_ids`` and ``decoder_positions`` of a fixed length (2048, or 8192 for the
 long-context stage).
 """
@@ -112,6 +114,30 @@ def fim(features, seed, *, output_features, fim_rate: float = 0.5, spm_rate: flo
     return {"targets": tf.cast(targets, tf.int32), "id": features["id"]}
 
 
+def split_to_length(dataset: tf.data.Dataset, sequence_length=None, output_features=None):
+    """Splits each example's ``targets`` into consecutive pieces of at most the targets'
+    sequence length (the last one shorter), in order, so that packing keeps every token of
+    a long document instead of cutting it to its first piece. Without a sequence length the
+    examples pass unchanged."""
+    del output_features
+    if not sequence_length or sequence_length.get("targets") is None:
+        return dataset
+    length = int(sequence_length["targets"])
+
+    def pieces(example):
+        targets = example["targets"]
+        count = (tf.size(targets) + length - 1) // length
+
+        def piece(i):
+            return {**example, "targets": targets[i * length : (i + 1) * length]}
+
+        return tf.data.Dataset.range(tf.cast(count, tf.int64)).map(
+            lambda i: piece(tf.cast(i, tf.int32))
+        )
+
+    return dataset.flat_map(pieces)
+
+
 def register_corpus(
     name: str,
     corpus_dir: str | os.PathLike,
@@ -144,7 +170,8 @@ def register_corpus(
             source=source,
             preprocessors=[
                 functools.partial(fim, fim_rate=fim_rate, spm_rate=spm_rate),
-                seqio.preprocessors.append_eos_after_trim,
+                seqio.preprocessors.append_eos,
+                split_to_length,
             ],
             output_features=features,
         )
