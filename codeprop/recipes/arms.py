@@ -4,7 +4,9 @@ An arm is one ``python -m codeprop.main`` experiment: its gin files and bindings
 workdir is reused when it holds a finished run (``operative_config.gin``,
 ``results.json``, ``embeddings.npz``; a run that fails leaves no operative config) of
 exactly the config the arm now parses to: the full config, every binding (a superset of
-the operative config that the run wrote, so a change to any binding reruns it).
+the operative config that the run wrote, so a change to any binding reruns it), and of
+the same input files: a checkpoint or tokenizer that the config names and that changed
+since the run (its digest in ``inputs.json``) reruns it too.
 Otherwise the arm runs in a child process, its output passed through with the arm's name
 in front and kept in ``log.txt``. The code's version is not part of the key: after
 changing codeprop, rerun. Processes may share a workdir (two comparisons with common arms,
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import fcntl
+import hashlib
 import json
 import os
 import pathlib
@@ -27,6 +30,9 @@ import sys
 import time
 
 FINISHED = ("operative_config.gin", "results.json", "embeddings.npz")
+INPUTS = "inputs.json"
+"""Digests of the files the arm's config names (`input_digests`), written when it runs."""
+HASHED_BYTES = 256 << 20
 LOCK = ".running.lock"
 """Held by the process running an arm, so that two never run the same arm at once."""
 
@@ -73,8 +79,41 @@ def _configs_in_child(specs: list[tuple[list[str], list[str]]]) -> list[str]:
     return json.loads(out.stdout)
 
 
+def input_paths(config: str) -> list[str]:
+    """The config's quoted strings that name an existing file or directory (a checkpoint,
+    a tokenizer): what the run read besides the code and the benchmark data."""
+    found = set()
+    for single, double in re.findall(r"'([^'\n]+)'|\"([^\"\n]+)\"", config):
+        text = single or double
+        if ("/" in text or "." in text) and pathlib.Path(text).exists():
+            found.add(text)
+    return sorted(found)
+
+
+def input_digests(config: str) -> dict[str, str]:
+    """Path -> sha256 of the content of each of `input_paths` (a directory: of every file
+    in it, by relative name; files over `HASHED_BYTES` by their size and mtime)."""
+    digests = {}
+    for text in input_paths(config):
+        path = pathlib.Path(text)
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        digest = hashlib.sha256()
+        for file in files:
+            digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+            stat = file.stat()
+            if stat.st_size > HASHED_BYTES:
+                digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+                continue
+            with open(file, "rb") as f:
+                for chunk in iter(lambda f=f: f.read(1 << 22), b""):
+                    digest.update(chunk)
+        digests[text] = digest.hexdigest()
+    return digests
+
+
 def is_finished(arm_dir: pathlib.Path, config: str) -> str | None:
-    """Why the run in `arm_dir` cannot be reused for `config`, or None when it can."""
+    """Why the run in `arm_dir` cannot be reused for `config`, or None when it can: it
+    must have finished, with the same config and the same input files (`INPUTS`)."""
     missing = [name for name in FINISHED if not (arm_dir / name).is_file()]
     if not (arm_dir / "config.gin").is_file():
         return "no run yet"
@@ -82,6 +121,12 @@ def is_finished(arm_dir: pathlib.Path, config: str) -> str | None:
         return f"the last run did not finish (no {', '.join(missing)})"
     if (arm_dir / "config.gin").read_text() != config:
         return "its config changed"
+    if (arm_dir / INPUTS).is_file():
+        recorded = json.loads((arm_dir / INPUTS).read_text())
+        now = input_digests(config)
+        changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
+        if changed:
+            return f"an input changed: {', '.join(changed)}"
     return None
 
 
@@ -172,6 +217,8 @@ def run_or_reuse(
         if why is None:
             arm_runs[name] = "reused a finished run of the same config"
             print(f"[{name}] reusing {arm_dir} (same config, finished)", flush=True)
+            if not (arm_dir / INPUTS).is_file():  # a run from before inputs were recorded
+                (arm_dir / INPUTS).write_text(json.dumps(input_digests(configs[name]), indent=1))
         elif not run:
             arm_runs[name] = f"not run ({why})"
         else:
@@ -189,6 +236,7 @@ def run_or_reuse(
                 print(f"[{name}] reusing {arm_dir} (finished by another process)", flush=True)
                 return "reused a finished run of the same config"
             print(f"[{name}] running in {arm_dir}", flush=True)
+            (arm_dir / INPUTS).write_text(json.dumps(input_digests(configs[name]), indent=1))
             start = time.perf_counter()
             status = run_arm(name, arm_dir, *arms[name])
         if status != 0:

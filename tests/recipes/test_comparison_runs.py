@@ -118,3 +118,19 @@ def test_two_processes_sharing_a_workdir_run_an_arm_once(in_repo, tmp_path):
     assert states[0].startswith("ran in")
     assert states[1] == "reused a finished run of the same config"
     assert sum("finished by another process" in out for out in outs) == 1
+
+
+def test_a_run_whose_checkpoint_changed_is_not_reused(tmp_path):
+    checkpoint = tmp_path / "hf"
+    checkpoint.mkdir()
+    (checkpoint / "model.safetensors").write_bytes(b"weights v1")
+    config = f"CHECKPOINT = '{checkpoint}'\nTOKENIZER = 'bytes'\n"
+    assert arms.input_paths(config) == [str(checkpoint)]  # 'bytes' is no file
+    run = tmp_path / "arm"
+    run.mkdir()
+    for name in (*arms.FINISHED, "config.gin"):
+        (run / name).write_text(config if name == "config.gin" else "")
+    (run / arms.INPUTS).write_text(json.dumps(arms.input_digests(config)))
+    assert arms.is_finished(run, config) is None
+    (checkpoint / "model.safetensors").write_bytes(b"weights v2")  # retrained in place
+    assert arms.is_finished(run, config) == f"an input changed: {checkpoint}"
