@@ -88,7 +88,8 @@ def duplicate_pairs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     multipliers = np.random.default_rng(0).integers(1, 2**63, x.shape[1], dtype=np.uint64) | 1
     keys = (x.view(np.uint64) * multipliers).sum(axis=1)
     order = np.argsort(keys, kind="stable")
-    starts = np.flatnonzero(np.diff(keys[order], prepend=keys[order[0]] - 1) != 0)
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
     stops = np.append(starts[1:], len(x))
     left, right = [], []
     for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):

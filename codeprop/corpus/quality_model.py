@@ -83,6 +83,9 @@ class ScorerConfig:
       tokenizer: `codeprop.tokens.tokenization.load` spec.
       max_tokens: tokens read per file (its beginning).
       epochs, batch_size, learning_rate, seed: the probe loop's settings.
+      selection: which epoch's parameters are kept (`classifier.TrainConfig.selection`);
+        the lowest validation loss by default, since the scorer's output is an expected
+        score (exact-class accuracy on a few validation files ties across many epochs).
     """
 
     decoder: decoder_lib.DecoderConfig = decoder_lib.tiny(vocab_size=263).replace(
@@ -94,6 +97,7 @@ class ScorerConfig:
     batch_size: int = 16
     learning_rate: float = 2e-3
     seed: int = 0
+    selection: str = "loss"
 
 
 class QualityScorer:
@@ -169,7 +173,7 @@ def train(
     batcher = batchers.SequenceBatcher.for_data(data, config.batch_size, tokenizer.pad_id)
     settings = classifier.TrainConfig(
         epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
-        seed=config.seed, schedule="cosine",
+        seed=config.seed, schedule="cosine", selection=config.selection,
     )  # fmt: skip
     result = classifier.fit(model, data, split, settings, batcher=batcher)
     return QualityScorer(config, result["params"])

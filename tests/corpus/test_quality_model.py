@@ -29,7 +29,8 @@ def _bad(text, rng):
     squeezed out, names replaced by random letters (line-shaped, so the rule filters let
     it through)."""
     names = {
-        n: "".join(rng.choice(list("qxzjkv"), 3)) for n in set(re.findall(r"[a-z_]{4,}", text))
+        n: "".join(rng.choice(list("qxzjkv"), 3))
+        for n in sorted(set(re.findall(r"[a-z_]{4,}", text)))
     }
     lines = [line for line in text.splitlines() if '"""' not in line]
     lines = [re.sub(r"[a-z_]{4,}", lambda m: names[m.group(0)], line) for line in lines]
