@@ -4,7 +4,9 @@
 (as transformers 4 or 5 write it) and ``model.safetensors`` or the shards listed in
 ``model.safetensors.index.json`` — of the families in `codeprop.checkpoints.hf_config`:
 CodeShell, GPTBigCode (StarCoder, SantaCoder, TinyStarCoderPy), StarCoder2 and Llama
-(DeepSeek-Coder). ``save(config, params, path, family)`` writes the same layout back.
+(DeepSeek-Coder). ``save(config, params, path, family)`` writes the same layout back;
+``export(config, params, path, tokenizer_model)`` writes a StarCoder2 checkpoint with
+codeprop's tokenizer that stock transformers loads alone (`hf_tokenizer`).
 
 Only safetensors are read: pickled ``.bin``/``.pt`` weights are refused, never unpickled.
 Every tensor is checked before conversion; a missing, unexpected or wrongly shaped tensor
@@ -162,6 +164,7 @@ def save(
     *,
     dtype: str | None = None,
     max_shard_bytes: int = 5 * 2**30,
+    extra_config: dict | None = None,
 ) -> list[Path]:
     """Writes ``params`` as a Hugging Face checkpoint of ``family`` into directory ``path``.
 
@@ -173,6 +176,7 @@ def save(
       family: ``'codeshell'``, ``'gpt_bigcode'``, ``'starcoder2'`` or ``'llama'``.
       dtype: tensor dtype on disk (e.g. ``'bfloat16'``); None keeps the parameters' dtype.
       max_shard_bytes: larger checkpoints are split into shards with an index file.
+      extra_config: more ``config.json`` entries (e.g. ``eos_token_id``).
 
     Returns:
       The files written.
@@ -181,6 +185,7 @@ def save(
     tensors = hf_layout.to_hf(params, config, family)
     tensors = {n: np.ascontiguousarray(np.asarray(t, dtype or t.dtype)) for n, t in tensors.items()}
     hf["torch_dtype"] = hf["dtype"] = str(next(iter(tensors.values())).dtype)
+    hf |= extra_config or {}
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     shards: list[dict] = [{}]
@@ -208,6 +213,48 @@ def save(
     written.append(
         _atomic(path / "config.json", lambda f: f.write_text(json.dumps(hf, indent=2) + "\n"))
     )
+    return written
+
+
+def export(
+    config: decoder.DecoderConfig,
+    params: dict,
+    path,
+    tokenizer_model,
+    *,
+    family: str = "starcoder2",
+    dtype: str | None = None,
+) -> list[Path]:
+    """Writes a checkpoint that stock transformers loads from ``path`` alone.
+
+    The weights in ``family``'s layout (`save`; StarCoder2 by default, which transformers
+    ships, unlike CodeShell), the SentencePiece tokenizer ``tokenizer_model`` (a ``*.model``
+    path or its bytes) as ``tokenizer.json`` and its configs
+    (`codeprop.checkpoints.hf_tokenizer`), and ``generation_config.json`` with its end and
+    padding tokens. Then ``AutoModelForCausalLM.from_pretrained(path)`` and
+    ``AutoTokenizer.from_pretrained(path)`` need neither remote code nor codeprop.
+
+    Returns:
+      The files written.
+    """
+    from codeprop.checkpoints import hf_tokenizer
+    from codeprop.tokens import tokenization
+
+    tokenizer = tokenization.SentencePieceTokenizer(tokenizer_model)
+    if tokenizer.vocab_size > config.vocab_size:
+        raise CheckpointError(
+            f"{tokenizer_model}: the tokenizer has {tokenizer.vocab_size} tokens, more than "
+            f"the model's embedding table ({config.vocab_size})"
+        )
+    ids = {
+        "bos_token_id": tokenizer.eos_id,
+        "eos_token_id": tokenizer.eos_id,
+        "pad_token_id": tokenizer.pad_id,
+    }
+    written = save(config, params, path, family, dtype=dtype, extra_config=ids)
+    written += hf_tokenizer.write(tokenizer_model, path, max_length=config.max_positions)
+    text = json.dumps(ids, indent=2) + "\n"
+    written.append(_atomic(Path(path) / "generation_config.json", lambda f: f.write_text(text)))
     return written
 
 

@@ -8,8 +8,9 @@
 3. `pretrain.train` of the tiny CodeShell on the seqio mixture (fill-in-the-middle, packed)
    -> ``run/`` (checkpoints, TensorBoard events, ``loss_curve.png``, ``history.jsonl``);
 4. the newest checkpoint loaded for generation (a completion of a Python prompt) and
-   exported as a CodeShell-layout Hugging Face checkpoint -> ``hf/``, which the LLM probes
-   take (``llm_probe.run_llm_probe.checkpoint`` with the tokenizer's ``code.model``);
+   exported as a Hugging Face checkpoint that stock transformers loads alone (StarCoder2
+   layout, the tokenizer as ``tokenizer.json``; `hf.export`) -> ``hf/``, which the LLM
+   probes take (``llm_probe.run_llm_probe.checkpoint`` with the tokenizer's ``code.model``);
 5. ``report.json`` and ``report.md``: corpus and tokenizer figures, first and last loss,
    validation perplexity, tokens/s, the generated text.
 """
@@ -110,7 +111,7 @@ def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
     )
     completion = generation.generate(model, params, [prompt], sampling, seed=config.seed)
     text = tokenizer.decode([t for t in completion.tokens[0] if t != tokenizer.eos_id])
-    hf.save(model, params, root / "hf", family="codeshell")
+    hf.export(model, params, root / "hf", model_file)
     history = [json.loads(line) for line in (root / "run" / "history.jsonl").open()]
     losses = [h["loss"] for h in history if "loss" in h]
     report = {

@@ -26,7 +26,10 @@ def test_demo_runs_every_stage_and_its_checkpoint_loads(tmp_path):
     for name in ("report.md", "report.json", "run/loss_curve.png", "run/summary.json"):
         assert (tmp_path / name).is_file(), name
     assert json.loads((tmp_path / "report.json").read_text())["checkpoint_step"] == 6
-    # The exported Hugging Face checkpoint holds the trained parameters exactly.
+    # The exported Hugging Face checkpoint holds the trained parameters exactly, in a
+    # layout stock transformers has, with the tokenizer beside it.
+    exported = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert exported["model_type"] == "starcoder2" and (tmp_path / "hf" / "tokenizer.json").is_file()
     config_hf, params_hf = hf.load(tmp_path / "hf")
     _, params = checkpointing.load_params(tmp_path / "run")
     assert config_hf.vocab_size == 1024 and config_hf.num_layers == 4
