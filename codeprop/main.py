@@ -105,7 +105,7 @@ def entry_point():
     """The function the parsed gin config binds: exactly one of `ENTRY_POINTS`."""
     # Imported here: they load JAX.
     from codeprop.probes import features_probe, graph_probe, llm_probe
-    from codeprop.recipes import comparison, sweep
+    from codeprop.recipes import code_lm, comparison, sweep
     from codeprop.train import pretrain
 
     def bound(fn) -> bool:
@@ -120,9 +120,12 @@ def entry_point():
         features_probe.run_features_probe,
         comparison.run_comparison,
         sweep.run_sweep,
+        code_lm.run,
         pretrain.train,
     )
     entries = [fn for fn in candidates if bound(fn)]
+    if code_lm.run in entries and pretrain.train in entries:
+        entries.remove(pretrain.train)  # The code LM's pretraining takes those settings.
     if len(entries) != 1:
         names = [fn.__name__ for fn in entries] or ["none"]
         raise ValueError(
@@ -138,6 +141,7 @@ ENTRY_POINTS = (
     "run_features_probe",
     "run_comparison",
     "run_sweep",
+    "run (the code LM)",
     "train (pretraining)",
 )
 

@@ -6,7 +6,7 @@ import gin
 from codeprop.models import decoder, gnn, rgcn
 from codeprop.probes import features_probe, graph_probe, llm_probe, protocol
 from codeprop.recipes import arms as arms_lib
-from codeprop.recipes import comparison, sweep
+from codeprop.recipes import code_lm, comparison, sweep
 from codeprop.train import classifier, partitioning, pretrain
 
 from conftest import REPO
@@ -48,6 +48,11 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
         return
     if entry is comparison.run_comparison:
         check_comparison(bound)
+        return
+    if entry is code_lm.run:
+        config = bound["model"]
+        assert config.vocab_size == bound["vocab_size"] and config.num_kv_heads < config.num_heads
+        assert bound["sources"] == ("poj104-train", "default")
         return
     if entry is sweep.run_sweep:
         check_sweep(bound)

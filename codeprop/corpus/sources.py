@@ -11,7 +11,11 @@ losing them. Source specs (the ``--source`` values of ``python -m codeprop.corpu
   ``path`` or ``max_stars_repo_path``, ``lang``);
 - ``tfds:NAME:SPLIT[:FIELD[:LANGUAGE]]``: a tfds dataset's text field (default
   ``content``), e.g. ``tfds:poj104:full:text:cpp``;
-- ``default``: `default_corpus`, code found on any machine with codeprop installed.
+- ``default``: `default_corpus`, code found on any machine with codeprop installed;
+- ``poj104-train[:PROTOCOLS[:SEEDS]]``: the POJ-104 programs that are training programs
+  in every listed probe split (`poj104_training`; default ``per_class_3_1_1,holdout``
+  and the probes' split seed ``204``), so a model pretrained on them has seen no
+  program that a probe validates or tests on.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import sys
 import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 LANGUAGES = {
     ".py": "python",
@@ -207,8 +213,70 @@ def default_corpus(max_files_per_root: int | None = None) -> tuple[list[Document
     return documents, listing
 
 
+POJ104_PROTOCOLS = ("per_class_3_1_1", "holdout")
+
+
+def poj104_training(
+    protocols: tuple[str, ...] = POJ104_PROTOCOLS,
+    seeds: tuple[int, ...] = (204,),
+    raw_dir=None,
+    tfds_dir=None,
+) -> tuple[list[Document], dict]:
+    """POJ-104 programs in the training part of every (protocol, seed) split.
+
+    A program that any of those splits validates or tests on is left out (and counted):
+    the probes' splits are made from the same labels in the same order
+    (`codeprop.data.splits.of_protocol`; the probes' seed is `splits.PROBE_SEED`).
+    ``kfold`` holds every program out once, so it is refused.
+
+    Returns:
+      (documents, description): one ``cpp`` document per program, id
+      ``poj104-train:<problem>/<index>``; the description counts the programs, the ones
+      held out and the splits they were checked against.
+    """
+    from codeprop.data import benchmarks, splits
+
+    if "kfold" in protocols:
+        raise ValueError("poj104-train: kfold holds out every program once; no program is left")
+    bench = benchmarks.load("poj104", raw_dir=raw_dir, tfds_dir=tfds_dir)
+    keep = np.ones(len(bench.examples), bool)
+    for protocol in protocols:
+        for seed in seeds:
+            for split in splits.of_protocol(bench.labels, protocol, seed=seed):
+                keep[split["validation"]] = False
+                keep[split["test"]] = False
+    documents = [
+        Document(
+            f"poj104-train:{e['problem']}/{e['index']}",
+            f"poj104/{e['problem']}/{e['index']}.cpp",
+            "cpp",
+            e["text"],
+        )
+        for e, kept in zip(bench.examples, keep, strict=True)
+        if kept
+    ]
+    description = {
+        "programs": len(bench.examples),
+        "training_programs": len(documents),
+        "held_out_programs": int((~keep).sum()),
+        "splits": {"protocols": list(protocols), "seeds": list(seeds)},
+    }
+    return documents, description
+
+
 def read(spec: str, max_files_per_root: int | None = None) -> tuple[list[Document], dict]:
     """The documents of one source spec and a description of the source."""
+    if spec == "poj104-train" or spec.startswith("poj104-train:"):
+        parts = spec.split(":")[1:]
+        if len(parts) > 2:
+            raise ValueError(f"{spec}: expected poj104-train[:PROTOCOLS[:SEEDS]]")
+        protocols = tuple(parts[0].split(",")) if parts and parts[0] else POJ104_PROTOCOLS
+        try:
+            seeds = tuple(int(x) for x in parts[1].split(",")) if len(parts) > 1 else (204,)
+        except ValueError:
+            raise ValueError(f"{spec}: SEEDS must be integers separated by commas") from None
+        documents, description = poj104_training(protocols, seeds)
+        return documents, {"source": spec, **description}
     if spec == "default":
         documents, roots = default_corpus(max_files_per_root)
         return documents, {"source": spec, "roots": roots}

@@ -4,6 +4,8 @@
 - `holdout`: one stratified train/validation/test split by fractions (the paper's 80/10/10).
   POJ-104's 3:1:1 per class is ``holdout(labels, (0.6, 0.2, 0.2))``: 300/100/100 of 500.
 
+`of_protocol` names them as the probes do (``kfold``, ``holdout``, ``per_class_3_1_1``).
+
 Every function returns int64 index arrays into the example list; the same labels and seed
 give the same arrays on every machine (numpy's PCG64 generator, no global state).
 """
@@ -88,3 +90,20 @@ def holdout(
         for name, chunk in zip(parts, np.split(idx, bounds[:-1]), strict=True):
             parts[name].append(chunk)
     return {name: np.sort(np.concatenate(chunks)) for name, chunks in parts.items()}
+
+
+PROTOCOLS = ("kfold", "holdout", "per_class_3_1_1")
+PROBE_SEED = 204
+"""The probes' default ``split_seed`` (`codeprop.probes.protocol.run`, gin/runs/*.gin)."""
+
+
+def of_protocol(labels, protocol: str, num_folds: int = 10, seed: int = 0) -> list[Split]:
+    """The evaluation splits of a probe protocol: ``kfold`` (``num_folds`` folds),
+    ``holdout`` (80/10/10) or ``per_class_3_1_1`` (POJ-104's 60/20/20 per class)."""
+    if protocol == "kfold":
+        return kfold(labels, k=num_folds, seed=seed)
+    if protocol == "holdout":
+        return [holdout(labels, (0.8, 0.1, 0.1), seed=seed)]
+    if protocol == "per_class_3_1_1":
+        return [holdout(labels, (0.6, 0.2, 0.2), seed=seed)]
+    raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")

@@ -35,7 +35,7 @@ from codeprop.data import benchmarks, devmap, splits
 from codeprop.probes import report
 from codeprop.train import classifier, metrics, progress
 
-PROTOCOLS = ("kfold", "holdout", "per_class_3_1_1")
+PROTOCOLS = splits.PROTOCOLS
 
 FitFold = Callable[[dict[str, np.ndarray], np.ndarray | None, dict], tuple[dict, dict]]
 """Trains one fold: ``(split, aux, fit_kwargs) -> (result, extra)``.
@@ -57,14 +57,8 @@ def source_of(bench: benchmarks.Benchmark, example: dict, source_field: str | No
 
 
 def make_splits(labels, protocol: str, num_folds: int, seed: int) -> list[dict[str, np.ndarray]]:
-    """The evaluation splits of a protocol (see `codeprop.data.splits`)."""
-    if protocol == "kfold":
-        return splits.kfold(labels, k=num_folds, seed=seed)
-    if protocol == "holdout":
-        return [splits.holdout(labels, (0.8, 0.1, 0.1), seed=seed)]
-    if protocol == "per_class_3_1_1":
-        return [splits.holdout(labels, (0.6, 0.2, 0.2), seed=seed)]
-    raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
+    """The evaluation splits of a protocol (`codeprop.data.splits.of_protocol`)."""
+    return splits.of_protocol(labels, protocol, num_folds, seed)
 
 
 def aux_inputs_of(examples: list[dict], train: np.ndarray) -> np.ndarray:
