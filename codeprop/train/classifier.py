@@ -16,6 +16,7 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 import numpy as np
+import optax
 from clu import metric_writers
 
 from codeprop.models import gnn
@@ -342,19 +343,21 @@ def fit_frozen(
     initial_params=None,
     embed_all: bool = False,
     regularisations: tuple[float, ...] = linear_head.REGULARISATIONS,
+    memory_check: Callable | None = None,
     **unused,
 ) -> dict:
     """A frozen encoder read by a linear head: nothing of `model` is trained.
 
     The model's parameters are its initialisation from ``config.seed`` (a random-init
     baseline), or what `initial_params` puts in (a pretrained decoder). Every row of the
-    split is embedded once; the auxiliary inputs, when the data has them, are appended;
-    and a logistic-regression head (`codeprop.train.linear_head`) is trained on the
-    training rows with its L2 strength chosen on the validation rows.
+    split is embedded once — on ``config.mesh`` when it is set, the parameters split as
+    in `fit` — the auxiliary inputs, when the data has them, are appended; and a
+    logistic-regression head (`codeprop.train.linear_head`) is trained on the training
+    rows with its L2 strength chosen on the validation rows. No optimizer state is made.
 
     Args:
-      model, data, split, config, batcher, initial_params, embed_all: as in `fit`
-        (``config.epochs`` and the optimiser settings are not used).
+      model, data, split, config, batcher, initial_params, embed_all, memory_check: as in
+        `fit` (``config.epochs`` and the optimiser settings are not used).
       regularisations: the grid of the head's ``C``.
       unused: `fit`'s writer, step offset and progress, accepted and ignored.
 
@@ -366,12 +369,15 @@ def fit_frozen(
     del unused
     if batcher is None:
         batcher = batchers.GraphBatcher.for_split(data, split, config.batch_size)
+    where = placement.Placement.of(config.mesh)
+    if config.mesh is not None:
+        _check_placeable(batcher, where)
     first, _ = next(batcher.batches(split["train"][:1]))
-    state = steps.create_train_state(model, first, config.seed, steps.adamw(0.0))
-    if initial_params is not None:
-        state = state.replace(params=initial_params(state.params))
+    state = where.init_state(
+        model, first, config.seed, optax.set_to_zero(), initial_params, memory_check
+    )
     rows, _ = linear_head.concatenated(split)
-    embeddings = evaluate(state, batcher, rows, with_embeddings=True)["embeddings"]
+    embeddings = evaluate(state, batcher, rows, with_embeddings=True, where=where)["embeddings"]
     params = jax.device_get(state.params)
     encoder = {k: v for k, v in params.items() if k not in HEAD_NAMES}
     result = read_by_linear_head(

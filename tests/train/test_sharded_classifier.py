@@ -59,3 +59,49 @@ def test_the_sharded_fit_equals_the_one_device_fit():
         assert a["validation_accuracy"] == b["validation_accuracy"]
     np.testing.assert_allclose(sharded["test_logits"], one["test_logits"], atol=1e-5)
     np.testing.assert_allclose(sharded["embeddings"], one["embeddings"], atol=1e-5)
+
+
+SHARDED_FROZEN = r"""
+import json, sys
+import numpy as np
+from codeprop.models import decoder, heads
+from codeprop.train import batchers, classifier, partitioning
+
+config = decoder.tiny(vocab_size=64).replace(embed_dim=32, mlp_dim=64, num_layers=2)
+rng = np.random.default_rng(1)
+sequences = [rng.integers(1, 64, rng.integers(6, 20)).astype(np.int32) for _ in range(48)]
+labels = np.array([int(s[0] < 32) for s in sequences])
+data = batchers.Examples.one_input_per_row(sequences, labels)
+split = {"train": np.arange(32), "validation": np.arange(32, 40), "test": np.arange(40, 48)}
+out = {}
+for name, mesh in {
+    "one device": None,
+    "fsdp 4 x tensor 2": partitioning.MeshConfig(data=1, fsdp=4, tensor=2),
+}.items():
+    model = heads.DecoderClassifier(config, 2, pad_id=0, pooling="mean")
+    batcher = batchers.SequenceBatcher.for_data(data, 8, 0)
+    train = classifier.TrainConfig(batch_size=8, mesh=mesh)
+    seen = {}
+
+    def check(abstract, shardings, mesh):
+        seen["opt_state_leaves"] = len(__import__("jax").tree.leaves(abstract.opt_state))
+        seen["devices"] = mesh.size
+
+    result = classifier.fit_frozen(model, data, split, train, batcher=batcher,
+                                   memory_check=check, embed_all=True)
+    out[name] = {"embeddings": result["embeddings"].tolist(),
+                 "test_logits": result["test_logits"].tolist(),
+                 "num_params": result["num_params"], **seen}
+json.dump(out, sys.stdout)
+"""
+
+
+def test_the_frozen_encoder_embeds_the_same_on_a_mesh_without_optimizer_state():
+    out = run_on_simulated_devices(SHARDED_FROZEN)
+    one, sharded = out["one device"], out["fsdp 4 x tensor 2"]
+    assert (one["devices"], sharded["devices"]) == (1, 8)
+    assert one["opt_state_leaves"] == sharded["opt_state_leaves"] == 0
+    assert np.asarray(one["embeddings"]).shape == (48, 32)
+    np.testing.assert_allclose(sharded["embeddings"], one["embeddings"], atol=1e-5)
+    np.testing.assert_allclose(sharded["test_logits"], one["test_logits"], atol=1e-4)
+    assert one["num_params"] == sharded["num_params"]
