@@ -6,19 +6,22 @@ import pytest
 
 from conftest import run_on_simulated_devices
 
-SHARDED_FIT = r"""
+DATA = r"""
 import json, sys
 import numpy as np
 from codeprop.models import decoder, heads
 from codeprop.train import batchers, classifier, partitioning
 
 config = decoder.tiny(vocab_size=64).replace(embed_dim=32, mlp_dim=64, num_layers=2)
-rng = np.random.default_rng(0)
+rng = np.random.default_rng(SEED)
 sequences = [rng.integers(1, 64, rng.integers(6, 20)).astype(np.int32) for _ in range(48)]
 labels = np.array([int(s[0] < 32) for s in sequences])
 data = batchers.Examples.one_input_per_row(sequences, labels)
 split = {"train": np.arange(32), "validation": np.arange(32, 40), "test": np.arange(40, 48)}
 out = {}
+"""
+
+SHARDED_FIT = DATA.replace("SEED", "0") + r"""
 for name, mesh in {
     "one device": None,
     "data 2 x fsdp 2 x tensor 2": partitioning.MeshConfig(data=2, fsdp=2, tensor=2),
@@ -61,19 +64,7 @@ def test_the_sharded_fit_equals_the_one_device_fit():
     np.testing.assert_allclose(sharded["embeddings"], one["embeddings"], atol=1e-5)
 
 
-SHARDED_FROZEN = r"""
-import json, sys
-import numpy as np
-from codeprop.models import decoder, heads
-from codeprop.train import batchers, classifier, partitioning
-
-config = decoder.tiny(vocab_size=64).replace(embed_dim=32, mlp_dim=64, num_layers=2)
-rng = np.random.default_rng(1)
-sequences = [rng.integers(1, 64, rng.integers(6, 20)).astype(np.int32) for _ in range(48)]
-labels = np.array([int(s[0] < 32) for s in sequences])
-data = batchers.Examples.one_input_per_row(sequences, labels)
-split = {"train": np.arange(32), "validation": np.arange(32, 40), "test": np.arange(40, 48)}
-out = {}
+SHARDED_FROZEN = DATA.replace("SEED", "1") + r"""
 for name, mesh in {
     "one device": None,
     "fsdp 4 x tensor 2": partitioning.MeshConfig(data=1, fsdp=4, tensor=2),
