@@ -21,7 +21,9 @@ split = {"train": np.arange(32), "validation": np.arange(32, 40), "test": np.ara
 out = {}
 """
 
-SHARDED_FIT = DATA.replace("SEED", "0") + r"""
+SHARDED_FIT = (
+    DATA.replace("SEED", "0")
+    + r"""
 for name, mesh in {
     "one device": None,
     "data 2 x fsdp 2 x tensor 2": partitioning.MeshConfig(data=2, fsdp=2, tensor=2),
@@ -48,6 +50,7 @@ for name, mesh in {
     }
 json.dump(out, sys.stdout)
 """
+)
 
 
 def test_the_sharded_fit_equals_the_one_device_fit():
@@ -64,7 +67,9 @@ def test_the_sharded_fit_equals_the_one_device_fit():
     np.testing.assert_allclose(sharded["embeddings"], one["embeddings"], atol=1e-5)
 
 
-SHARDED_FROZEN = DATA.replace("SEED", "1") + r"""
+SHARDED_FROZEN = (
+    DATA.replace("SEED", "1")
+    + r"""
 for name, mesh in {
     "one device": None,
     "fsdp 4 x tensor 2": partitioning.MeshConfig(data=1, fsdp=4, tensor=2),
@@ -85,6 +90,7 @@ for name, mesh in {
                  "num_params": result["num_params"], **seen}
 json.dump(out, sys.stdout)
 """
+)
 
 
 def test_the_frozen_encoder_embeds_the_same_on_a_mesh_without_optimizer_state():
