@@ -105,7 +105,7 @@ def entry_point():
     """The function the parsed gin config binds: exactly one of `ENTRY_POINTS`."""
     # Imported here: they load JAX.
     from codeprop.probes import features_probe, graph_probe, llm_probe
-    from codeprop.recipes import code_lm, comparison, sweep
+    from codeprop.recipes import code_eval, code_lm, comparison, sweep
     from codeprop.train import pretrain
 
     def bound(fn) -> bool:
@@ -121,6 +121,7 @@ def entry_point():
         comparison.run_comparison,
         sweep.run_sweep,
         code_lm.run,
+        code_eval.run_eval,
         pretrain.train,
     )
     entries = [fn for fn in candidates if bound(fn)]
@@ -142,6 +143,7 @@ ENTRY_POINTS = (
     "run_comparison",
     "run_sweep",
     "run (the code LM)",
+    "run_eval",
     "train (pretraining)",
 )
 

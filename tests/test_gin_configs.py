@@ -3,10 +3,11 @@ import pathlib
 import pytest
 
 import gin
+from codeprop.evals import tasks
 from codeprop.models import decoder, gnn, rgcn
 from codeprop.probes import features_probe, graph_probe, llm_probe, protocol
 from codeprop.recipes import arms as arms_lib
-from codeprop.recipes import code_lm, comparison, sweep
+from codeprop.recipes import code_eval, code_lm, comparison, sweep
 from codeprop.train import classifier, partitioning, pretrain
 
 from conftest import REPO
@@ -48,6 +49,10 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
         return
     if entry is comparison.run_comparison:
         check_comparison(bound)
+        return
+    if entry is code_eval.run_eval:
+        assert bound["task"] in tasks.TASKS and bound["checkpoint"] == "workdir/code_lm"
+        assert (bound["samples"], bound["temperature"]) == (1, 0.0)
         return
     if entry is code_lm.run:
         config = bound["model"]

@@ -1,0 +1,102 @@
+"""A model's pass@k on HumanEval, MBPP or HumanEval infilling, from a gin file.
+
+    python -m codeprop.main --gin_file=gin/experiments/eval_humaneval.gin \\
+        --gin_bindings="CHECKPOINT = 'workdir/code_lm'" --workdir=workdir/eval_humaneval
+
+``checkpoint`` is a Hugging Face checkpoint directory (``config.json``, safetensors and a
+``tokenizer.json``), a pretraining run's workdir (``model_config.json`` and orbax
+``checkpoints/``), or a workdir of the code LM or the pretraining demo (``run/`` and
+``tokenizer/code.model``). Completions come from `codeprop.evals.generate`, are scored by
+`codeprop.evals.execute` in the sandbox, and ``workdir`` gets ``samples.jsonl``,
+``results.json`` (pass@k, outcomes, the generation's counts) and ``results.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+
+from codeprop.models import decoder
+
+
+def load_model(checkpoint: str | pathlib.Path, tokenizer: str | None = None):
+    """(DecoderConfig, params, tokenizer) of ``checkpoint`` (see the module docstring).
+
+    Raises:
+      FileNotFoundError: ``checkpoint`` is none of those layouts.
+    """
+    from codeprop.checkpoints import hf
+    from codeprop.tokens import tokenization
+    from codeprop.train import checkpointing
+
+    root = pathlib.Path(checkpoint)
+    if (root / "config.json").is_file():
+        config, params = hf.load(root)
+        spec = tokenizer or str(root)
+    else:
+        run = root / "run" if (root / "run" / checkpointing.MODEL_CONFIG).is_file() else root
+        if not (run / checkpointing.MODEL_CONFIG).is_file():
+            raise FileNotFoundError(
+                f"{root}: neither a Hugging Face checkpoint (config.json) nor a pretraining "
+                f"workdir ({checkpointing.MODEL_CONFIG}, checkpoints/)"
+            )
+        config = decoder.DecoderConfig(**json.loads((run / checkpointing.MODEL_CONFIG).read_text()))
+        _, params = checkpointing.load_params(run)
+        spec = tokenizer or str(root / "tokenizer" / "code.model")
+    return config, params, tokenization.load(spec)
+
+
+def run_eval(
+    *,
+    workdir: str | pathlib.Path,
+    task: str,
+    checkpoint: str,
+    tokenizer: str | None = None,
+    samples: int = 1,
+    temperature: float = 0.0,
+    top_p: float | None = None,
+    max_new_tokens: int = 256,
+    batch_size: int = 16,
+    mode: str = "psm",
+    max_problems: int | None = None,
+    wall_s: float = 10.0,
+    workers: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """Generates, runs and scores; returns the summary (also ``workdir/results.json``).
+
+    Args:
+      workdir: output directory.
+      task: one of `codeprop.evals.tasks.TASKS`.
+      checkpoint: the model (see `load_model`); tokenizer: overrides its tokenizer.
+      samples: completions per problem (more than one needs ``temperature`` > 0).
+      temperature, top_p, max_new_tokens, batch_size, seed: generation.
+      mode: ``psm`` or ``spm`` for the infilling tasks.
+      max_problems: the first N problems only (smoke tests), None for all.
+      wall_s: the sandbox's wall-clock limit per program; workers: programs at a time.
+    """
+    from codeprop.evals import execute, generate, sandbox, tasks
+
+    problems = tasks.load(task)[:max_problems]
+    config, params, tok = load_model(checkpoint, tokenizer)
+    drawn, report = generate.completions(
+        config, params, tok, problems, samples=samples, temperature=temperature,
+        top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size, mode=mode,
+        seed=seed,
+    )  # fmt: skip
+    limits = dataclasses.replace(sandbox.Limits(), wall_s=wall_s)
+    result = execute.score(problems, drawn, limits, workers)
+    for record, sample in zip(result["samples"], drawn, strict=True):
+        record.update(sample=sample["sample"], stopped=sample["stopped"])
+    result["summary"]["generation"] = {
+        **report,
+        "checkpoint": str(checkpoint),
+        "temperature": temperature,
+        "top_p": top_p,
+        "max_new_tokens": max_new_tokens,
+        "mode": mode if problems and problems[0].suffix is not None else None,
+        "seed": seed,
+    }
+    execute.write(workdir, task, str(checkpoint), result)
+    return result["summary"]
