@@ -52,7 +52,8 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
         return
     if entry is code_eval.run_eval:
         assert bound["task"] in tasks.TASKS and bound["checkpoint"] == "workdir/code_lm"
-        assert (bound["samples"], bound["temperature"]) == (1, 0.0)
+        settings = bound["settings"]
+        assert (settings.samples, settings.temperature) == (1, 0.0)
         return
     if entry is code_lm.run:
         config = bound["model"]

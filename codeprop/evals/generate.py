@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import collections
+import dataclasses
 from collections.abc import Sequence
 
 from codeprop.evals import tasks
@@ -35,35 +36,56 @@ def prompt_ids(problem: tasks.Problem, tokenizer, mode: str = "psm") -> list[int
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How completions are drawn.
+
+    Attributes:
+      samples: completions per problem (more than one needs ``temperature`` > 0).
+      temperature: 0 for greedy decoding.
+      top_p: nucleus sampling, or None.
+      max_new_tokens: longest completion.
+      batch_size: prompts per generation call.
+      mode: ``psm`` or ``spm``: the FIM order of the infilling tasks.
+      seed: sampling seed (batch i uses ``seed + i * batch_size``).
+    """
+
+    samples: int = 1
+    temperature: float = 0.0
+    top_p: float | None = None
+    max_new_tokens: int = 256
+    batch_size: int = 16
+    mode: str = "psm"
+    seed: int = 0
+
+
 def completions(
     config: decoder.DecoderConfig,
     params,
     tokenizer,
     problems: Sequence[tasks.Problem],
-    *,
-    samples: int = 1,
-    temperature: float = 0.0,
-    top_p: float | None = None,
-    max_new_tokens: int = 256,
-    batch_size: int = 16,
-    mode: str = "psm",
-    seed: int = 0,
+    settings: Settings = Settings(),
 ) -> tuple[list[dict], dict]:
-    """``samples`` completions of every problem.
+    """``settings.samples`` completions of every problem.
 
     Returns:
       (samples: ``{"task_id", "sample", "completion", "stopped"}`` each, in problem
       order; report: ``prompt_truncated``, ``stopped`` counts (``eos``, ``stop``,
       ``length``), ``new_tokens``.)
     """
-    if samples > 1 and temperature == 0:
+    samples, max_new_tokens, batch_size = (
+        settings.samples,
+        settings.max_new_tokens,
+        settings.batch_size,
+    )
+    if samples > 1 and settings.temperature == 0:
         raise ValueError("several samples per problem need temperature > 0")
     limit = config.max_positions - max_new_tokens
     if limit < 1:
         raise ValueError(f"max_new_tokens {max_new_tokens} leaves no room for a prompt")
     rows, truncated = [], 0
     for problem in problems:
-        ids = prompt_ids(problem, tokenizer, mode)
+        ids = prompt_ids(problem, tokenizer, settings.mode)
         if len(ids) > limit:
             ids, truncated = ids[-limit:], truncated + 1
         rows += [(problem, i, ids) for i in range(samples)]
@@ -73,13 +95,13 @@ def completions(
         stops = sorted({s for problem, _, _ in batch for s in problem.stop})
         sampling = generation.SamplingConfig(
             max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
             eos_id=tokenizer.eos_id,
             stop_sequences=tuple(tuple(tokenizer.encode(s)) for s in stops if s),
         )
         result = generation.generate(
-            config, params, [ids for _, _, ids in batch], sampling, seed=seed + start,
+            config, params, [ids for _, _, ids in batch], sampling, seed=settings.seed + start,
             pad_id=tokenizer.pad_id,
         )  # fmt: skip
         for (problem, i, _), tokens, reason in zip(

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import pathlib
 
+from codeprop.evals import generate
 from codeprop.models import decoder
 
 
@@ -53,16 +54,10 @@ def run_eval(
     task: str,
     checkpoint: str,
     tokenizer: str | None = None,
-    samples: int = 1,
-    temperature: float = 0.0,
-    top_p: float | None = None,
-    max_new_tokens: int = 256,
-    batch_size: int = 16,
-    mode: str = "psm",
+    settings: generate.Settings | None = None,
     max_problems: int | None = None,
     wall_s: float = 10.0,
     workers: int | None = None,
-    seed: int = 0,
 ) -> dict:
     """Generates, runs and scores; returns the summary (also ``workdir/results.json``).
 
@@ -70,21 +65,17 @@ def run_eval(
       workdir: output directory.
       task: one of `codeprop.evals.tasks.TASKS`.
       checkpoint: the model (see `load_model`); tokenizer: overrides its tokenizer.
-      samples: completions per problem (more than one needs ``temperature`` > 0).
-      temperature, top_p, max_new_tokens, batch_size, seed: generation.
-      mode: ``psm`` or ``spm`` for the infilling tasks.
+      settings: how completions are drawn (`generate.Settings`: samples, temperature,
+        top-p, length, batch size, FIM mode, seed; its defaults when None).
       max_problems: the first N problems only (smoke tests), None for all.
       wall_s: the sandbox's wall-clock limit per program; workers: programs at a time.
     """
-    from codeprop.evals import execute, generate, sandbox, tasks
+    from codeprop.evals import execute, sandbox, tasks
 
+    settings = settings or generate.Settings()
     problems = tasks.load(task)[:max_problems]
     config, params, tok = load_model(checkpoint, tokenizer)
-    drawn, report = generate.completions(
-        config, params, tok, problems, samples=samples, temperature=temperature,
-        top_p=top_p, max_new_tokens=max_new_tokens, batch_size=batch_size, mode=mode,
-        seed=seed,
-    )  # fmt: skip
+    drawn, report = generate.completions(config, params, tok, problems, settings)
     limits = dataclasses.replace(sandbox.Limits(), wall_s=wall_s)
     result = execute.score(problems, drawn, limits, workers)
     for record, sample in zip(result["samples"], drawn, strict=True):
@@ -92,11 +83,7 @@ def run_eval(
     result["summary"]["generation"] = {
         **report,
         "checkpoint": str(checkpoint),
-        "temperature": temperature,
-        "top_p": top_p,
-        "max_new_tokens": max_new_tokens,
-        "mode": mode if problems and problems[0].suffix is not None else None,
-        "seed": seed,
+        **dataclasses.asdict(settings),
     }
     execute.write(workdir, task, str(checkpoint), result)
     return result["summary"]

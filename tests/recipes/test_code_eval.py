@@ -47,7 +47,7 @@ def test_humaneval_from_the_gin_file(model_dir, tmp_path, raw_dir, monkeypatch):
         "gin/experiments/eval_humaneval.gin",
         tmp_path,
         [f"CHECKPOINT = '{model_dir / 'hf'}'", "code_eval.run_eval.max_problems = 3",
-         "code_eval.run_eval.max_new_tokens = 12", "code_eval.run_eval.workers = 2"],
+         "generate.Settings.max_new_tokens = 12", "code_eval.run_eval.workers = 2"],
     )  # fmt: skip
     assert summary["samples"] == 3 and summary["tasks_scored"] == 3
     assert summary["pass_at_k"] == {"pass@1": 0.0}  # a random model
@@ -71,11 +71,15 @@ def test_infilling_prompts_put_the_sentinels_in_psm_and_spm_order(model_dir, raw
     assert ids["spm"] == [p, s, *suf, m, *pre]
     config, params, _ = code_eval.load_model(model_dir / "hf", str(model_dir / "code.model"))
     drawn, report = generate.completions(
-        config.replace(max_positions=64), params, tok, [problem], max_new_tokens=8, mode="spm"
+        config.replace(max_positions=64),
+        params,
+        tok,
+        [problem],
+        generate.Settings(max_new_tokens=8, mode="spm"),
     )
     assert report["prompt_truncated"] == 1 and len(drawn) == 1 and drawn[0]["sample"] == 0
     with pytest.raises(ValueError, match="need temperature > 0"):
-        generate.completions(config, params, tok, [problem], samples=2)
+        generate.completions(config, params, tok, [problem], generate.Settings(samples=2))
 
 
 def test_a_pretraining_workdir_loads_with_its_tokenizer(model_dir, tmp_path):
