@@ -21,9 +21,13 @@ import collections
 import dataclasses
 from collections.abc import Sequence
 
+from absl import logging
+
 from codeprop.evals import tasks
 from codeprop.models import decoder, generation
 from codeprop.tokens import fim
+
+WIDTH_MULTIPLE = 128
 
 
 def prompt_ids(problem: tasks.Problem, tokenizer, mode: str = "psm") -> list[int]:
@@ -71,7 +75,7 @@ def completions(
     Returns:
       (samples: ``{"task_id", "sample", "completion", "stopped"}`` each, in problem
       order; report: ``prompt_truncated``, ``stopped`` counts (``eos``, ``stop``,
-      ``length``), ``new_tokens``.)
+      ``length``), ``new_tokens``, ``completions``.)
     """
     samples, max_new_tokens, batch_size = (
         settings.samples,
@@ -100,12 +104,16 @@ def completions(
             eos_id=tokenizer.eos_id,
             stop_sequences=tuple(tuple(tokenizer.encode(s)) for s in stops if s),
         )
+        # Every call has batch_size rows (the last one filled with copies of its first)
+        # and a prompt width rounded up to WIDTH_MULTIPLE: few compilations in all.
+        prompts = [ids for _, _, ids in batch]
+        prompts += [prompts[0]] * (batch_size - len(prompts))
         result = generation.generate(
-            config, params, [ids for _, _, ids in batch], sampling, seed=settings.seed + start,
-            pad_id=tokenizer.pad_id,
+            config, params, prompts, sampling, seed=settings.seed + start,
+            pad_id=tokenizer.pad_id, width_multiple=min(WIDTH_MULTIPLE, limit),
         )  # fmt: skip
         for (problem, i, _), tokens, reason in zip(
-            batch, result.tokens, result.finish_reasons, strict=True
+            batch, result.tokens, result.finish_reasons, strict=False
         ):
             text = tasks.truncate(tokenizer.decode(tokens), problem.stop)
             out.append(
@@ -113,10 +121,11 @@ def completions(
             )
             stopped[reason] += 1
             new_tokens += len(tokens)
+        logging.info("generated %d of %d completions", len(out), len(rows))
     report = {
         "prompt_truncated": truncated,
         "stopped": dict(stopped),
         "new_tokens": new_tokens,
-        "samples": len(out),
+        "completions": len(out),
     }
     return out, report

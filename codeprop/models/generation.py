@@ -150,16 +150,18 @@ def generate(
     sampling: SamplingConfig = SamplingConfig(),
     seed: int = 0,
     pad_id: int = 0,
+    width_multiple: int = 1,
 ) -> Generation:
     """Continues each prompt (a list of token ids); same seed, same tokens.
 
-    The cache holds ``max(len(prompt)) + max_new_tokens`` slots; with learned positions
-    that must fit in ``config.max_positions``.
+    The cache holds ``max(len(prompt)) + max_new_tokens`` slots (the prompt width rounded
+    up to ``width_multiple``, so that calls with prompts of similar lengths share one
+    compilation); with learned positions that must fit in ``config.max_positions``.
     """
     if not prompts or any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
     lengths = np.array([len(p) for p in prompts], np.int32)
-    width = int(lengths.max())
+    width = -(-int(lengths.max()) // width_multiple) * width_multiple
     size = width + sampling.max_new_tokens
     if config.position_embedding == "learned" and size > config.max_positions:
         raise ValueError(

@@ -83,7 +83,7 @@ def run_eval(
     result["summary"]["generation"] = {
         **report,
         "checkpoint": str(checkpoint),
-        **dataclasses.asdict(settings),
+        "settings": dataclasses.asdict(settings),
     }
     execute.write(workdir, task, str(checkpoint), result)
     return result["summary"]

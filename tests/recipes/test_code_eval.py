@@ -54,7 +54,8 @@ def test_humaneval_from_the_gin_file(model_dir, tmp_path, raw_dir, monkeypatch):
     assert sum(summary["outcomes"].values()) == 3
     generation = summary["generation"]
     assert generation["new_tokens"] <= 3 * 12 and generation["prompt_truncated"] == 0
-    assert sum(generation["stopped"].values()) == 3
+    assert sum(generation["stopped"].values()) == generation["completions"] == 3
+    assert generation["settings"]["max_new_tokens"] == 12
     lines = [json.loads(x) for x in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert [x["task_id"] for x in lines] == ["HumanEval/0", "HumanEval/1", "HumanEval/2"]
     assert all(x["status"] in ("failed", "error") for x in lines)
