@@ -21,8 +21,6 @@ import collections
 import dataclasses
 from collections.abc import Sequence
 
-from absl import logging
-
 from codeprop.evals import tasks
 from codeprop.models import decoder, generation
 from codeprop.tokens import fim
@@ -121,7 +119,7 @@ def completions(
             )
             stopped[reason] += 1
             new_tokens += len(tokens)
-        logging.info("generated %d of %d completions", len(out), len(rows))
+        print(f"generated {len(out)} of {len(rows)} completions", flush=True)
     report = {
         "prompt_truncated": truncated,
         "stopped": dict(stopped),
