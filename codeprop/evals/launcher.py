@@ -1,9 +1,16 @@
-"""The sandbox's child: isolates itself, then runs one untrusted program.
+"""The sandbox's server: forks one isolated child per untrusted program.
 
-Run by `codeprop.evals.sandbox` as ``python -I -S launcher.py`` (standard library only: it
-imports nothing of codeprop). It reads ``{"nonce", "program", "workdir", "limits"}`` as JSON
-from stdin, then:
+Run by `codeprop.evals.sandbox` as ``python -I -S launcher.py <tag>`` (standard library
+only: it imports nothing of codeprop), one server per evaluator thread. The server imports
+the modules that tests use most (`PRELOADED`) once, then reads requests, one JSON object
+per line on stdin: ``{"id", "nonce", "program", "workdir", "stdout", "stderr", "limits",
+"namespaces"}``. For each it forks a child, replies ``<id> pid <pid>`` on stdout, waits
+for the child and replies ``<id> exit <status>`` (a negative status: killed by that
+signal). The server never runs a program itself: each child starts from the clean
+server's state and does, in order:
 
+0. a new session (the evaluator kills its process group on timeout); stdin from
+   ``/dev/null``, stdout and stderr to the request's files, every other file closed;
 1. new mount, network and PID namespaces (``unshare``; as a non-root user inside a new user
    namespace), when the kernel allows them; a first child is PID 1 of the new PID
    namespace and the program its child, so that every process the program starts dies
@@ -11,8 +18,8 @@ from stdin, then:
 2. in the mount namespace, ``/`` made private and fresh tmpfs mounts on ``/tmp`` and
    ``/dev/shm``; the working directory is ``/tmp/work``; as root, the standard library
    bind-mounted read-only at ``/tmp/.stdlib`` (``nobody`` may not reach the interpreter's
-   directory). Without namespaces, the
-   evaluator's fresh directory ``workdir`` is used and ``socket.socket`` is blocked;
+   directory). Without namespaces, the evaluator's fresh directory ``workdir`` is used and
+   ``socket.socket`` is blocked;
 3. as root: every privilege dropped to ``nobody`` (so the process limit applies);
 4. resource limits (CPU seconds, address space, file size, open files, processes, no core
    files), a scrubbed environment with ``HOME`` and ``TMPDIR`` in the working directory;
@@ -22,7 +29,7 @@ from stdin, then:
    ``killed`` (``MemoryError``). A program that ends the process itself writes no such
    line, and the evaluator scores it from the exit status.
 
-The first line of stderr is ``<nonce> isolation <json>``: what could be set up.
+The first line of the child's stderr is ``<nonce> isolation <json>``: what could be set up.
 """
 
 import contextlib
@@ -155,8 +162,9 @@ def _reachable_by_others(path: str) -> bool:
 
 
 def _preload() -> None:
-    """Imports `PRELOADED` while the interpreter's directory can still be read (a root
-    launcher without a mount namespace, about to become ``nobody``)."""
+    """Imports `PRELOADED` in the server: once for every program, and while the
+    interpreter's directory can still be read (a root child without a mount namespace
+    becomes ``nobody``, who may not read it)."""
     for name in PRELOADED:
         __import__(name)
 
@@ -185,10 +193,16 @@ def _readable_stdlib() -> None:
         sys.path_importer_cache.clear()
 
 
-def main() -> None:
-    request = json.loads(sys.stdin.buffer.read())
+def _child(request: dict) -> None:
+    """Steps 0-5 of the module docstring for one request; never returns."""
+    os.setsid()
+    null = os.open(os.devnull, os.O_RDONLY)
+    out = os.open(request["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    for source, target in ((null, 0), (out, 1), (err, 2)):
+        os.dup2(source, target)
+    os.closerange(3, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     nonce, limits = request["nonce"], request["limits"]
-    sys.stdin.close()
     root = os.geteuid() == 0
     uid, gid = os.getuid(), os.getgid()
     flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID
@@ -219,7 +233,6 @@ def main() -> None:
     if not namespaces:
         _block_sockets()
         if root and not _reachable_by_others(os.path.dirname(os.__file__)):
-            _preload()
             isolation["stdlib"] = "preloaded modules only"
     if root:
         os.setgroups([])
@@ -234,5 +247,25 @@ def main() -> None:
     _run(nonce, request["program"])
 
 
+def serve() -> None:
+    """Answers requests from stdin until it closes (see the module docstring)."""
+    replies = os.dup(1)
+    _preload()
+    for line in sys.stdin.buffer:
+        request = json.loads(line)
+        child = os.fork()
+        if not child:
+            try:
+                _child(request)
+            except BaseException:  # noqa: BLE001 — reported in the child's stderr
+                traceback.print_exc()
+            finally:
+                os._exit(70)  # _child never returns; an exception in it ends here
+        os.write(replies, f"{request['id']} pid {child}\n".encode())
+        _, status = os.waitpid(child, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        os.write(replies, f"{request['id']} exit {code}\n".encode())
+
+
 if __name__ == "__main__":
-    main()
+    serve()

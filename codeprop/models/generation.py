@@ -67,6 +67,42 @@ class Generation:
     finish_reasons: list[str]
 
 
+def nucleus(logits: jnp.ndarray, top_p: float) -> jnp.ndarray:
+    """[B, V] bool: the most likely tokens whose probabilities sum to at least ``top_p``
+    (tokens tied with the least likely kept one stay too); every token when ``top_p`` is 1.
+
+    Found without sorting the vocabulary (a sort of [B, V] is the slowest op of a decode
+    step on CPU): the threshold is the largest probability t with P(p >= t) >= top_p,
+    bisected over the float32 bit patterns of the probabilities (monotonic for
+    non-negative floats), 32 steps of a masked sum."""
+    if top_p >= 1:
+        return jnp.ones(logits.shape, bool)
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    bits = jax.lax.bitcast_convert_type(probs, jnp.int32)  # [B, V]
+
+    def halve(_, bounds):  # invariant: the mass at or above ``low`` is >= top_p
+        low, high = bounds
+        mid = low + (high - low + 1) // 2
+        enough = jnp.sum(jnp.where(bits >= mid[:, None], probs, 0.0), axis=-1) >= top_p
+        return jnp.where(enough, mid, low), jnp.where(enough, high, mid - 1)
+
+    low = jnp.zeros(probs.shape[:1], jnp.int32)
+    low, _ = jax.lax.fori_loop(0, 32, halve, (low, jnp.max(bits, axis=-1)))
+    return bits >= low[:, None]
+
+
+def categorical(rng: jax.Array, logits: jnp.ndarray) -> jnp.ndarray:
+    """[B] int32: one draw per row from softmax(``logits`` [B, V]), by inverting the CDF
+    with one uniform number per row (Gumbel noise would draw V numbers per row)."""
+    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    cdf = jnp.cumsum(probs, axis=-1)
+    u = jax.random.uniform(rng, probs.shape[:1]) * cdf[:, -1]
+    index = jnp.sum(cdf <= u[:, None], axis=-1)
+    # Rounding may put u at the total mass: the last token of non-zero probability.
+    last = probs.shape[-1] - 1 - jnp.argmax(probs[:, ::-1] > 0, axis=-1)
+    return jnp.minimum(index, last).astype(jnp.int32)
+
+
 def sample(logits: jnp.ndarray, rng: jax.Array, config: SamplingConfig) -> jnp.ndarray:
     """Next tokens [B] from ``logits`` [B, V] under ``config``."""
     if config.temperature == 0:
@@ -77,18 +113,8 @@ def sample(logits: jnp.ndarray, rng: jax.Array, config: SamplingConfig) -> jnp.n
         kth = jax.lax.top_k(logits, config.top_k)[0][:, -1:]  # [B, 1]
         logits = jnp.where(logits < kth, neg, logits)
     if config.top_p is not None:
-        order = jnp.argsort(-logits, axis=-1)  # [B, V], most likely first
-        sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
-        probs = jax.nn.softmax(sorted_logits, axis=-1)
-        # Keep a token if the tokens before it hold less than top_p (the first always stays).
-        keep_sorted = (jnp.cumsum(probs, axis=-1) - probs) < config.top_p
-        keep = (
-            jnp.zeros_like(keep_sorted)
-            .at[jnp.arange(logits.shape[0])[:, None], order]
-            .set(keep_sorted)
-        )
-        logits = jnp.where(keep, logits, neg)
-    return jax.random.categorical(rng, logits, axis=-1).astype(jnp.int32)
+        logits = jnp.where(nucleus(logits, config.top_p), logits, neg)
+    return categorical(rng, logits)
 
 
 def _stopped(out: jnp.ndarray, step: jnp.ndarray, token: jnp.ndarray, config: SamplingConfig):

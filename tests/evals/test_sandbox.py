@@ -3,7 +3,9 @@ fallback without them, while the evaluator and the other programs go on."""
 
 import os
 import pathlib
+import signal
 import socket
+import threading
 
 import pytest
 
@@ -86,3 +88,44 @@ def test_no_network_no_secrets_no_writes_outside_no_signals_to_the_evaluator(
     assert outcomes[3].status == "error"  # the evaluator (this process) is still here
     assert outcomes[4].status in ("killed", "failed", "error")
     assert outcomes[4].status != "passed"
+
+
+@pytest.mark.parametrize("namespaces", MODES)
+def test_programs_on_one_server_share_nothing(namespaces):
+    """Each program is a fresh child of the server: what one changes (modules, files,
+    environment, limits) the next one does not see."""
+    first = (
+        "import math, os, resource\nmath.pi = 3\nos.environ['LEFT'] = 'x'\n"
+        "open('left.txt', 'w').write('x')\nresource.setrlimit(resource.RLIMIT_NOFILE, (8, 8))"
+    )
+    second = (
+        "import math, os, resource\nassert math.pi > 3.14\nassert 'LEFT' not in os.environ\n"
+        "assert not os.path.exists('left.txt')\n"
+        "assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == 64"
+    )
+    with sandbox.Server(namespaces) as server:
+        outcomes = [
+            server.run(p, LIMITS)
+            for p in (
+                first,
+                second,
+                "import random\nprint(random.random())",
+                "import random\nprint(random.random())",
+            )
+        ]
+    assert [o.status for o in outcomes] == ["passed"] * 4, outcomes
+    assert outcomes[2].stdout != outcomes[3].stdout  # random is reseeded in every child
+    assert _live_processes(server.tag) == 0
+
+
+def test_a_lost_server_is_an_outcome_and_the_next_program_runs():
+    with sandbox.Server() as server:
+        assert server.run("pass", LIMITS).status == "passed"
+        pid = server._process.pid
+        threading.Timer(0.5, os.kill, (pid, signal.SIGKILL)).start()
+        lost = server.run("import time\ntime.sleep(3)", LIMITS)
+        after = server.run("assert True", LIMITS)
+    assert (lost.status, lost.error) == ("error", "SandboxLost")
+    assert "sandbox lost" in lost.stderr
+    assert after.status == "passed"
+    assert _live_processes(server.tag) == 0

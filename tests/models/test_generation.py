@@ -75,6 +75,26 @@ def test_sampling_is_seeded_and_respects_top_k_and_top_p():
     np.testing.assert_allclose(counts[:3], [0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95], atol=0.03)
 
 
+def test_the_nucleus_is_the_sorted_definition_and_draws_follow_the_probabilities():
+    logits = np.asarray(jax.random.normal(jax.random.key(0), (16, 4096))) * 3
+    assert np.asarray(generation.nucleus(jnp.asarray(logits), 1.0)).all()
+    for top_p in (1e-6, 0.3, 0.9, 0.95, 0.999):
+        keep = np.asarray(generation.nucleus(jnp.asarray(logits), top_p))
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        for row, kept in zip(probs, keep, strict=True):
+            order = np.argsort(-row)
+            before = np.cumsum(row[order]) - row[order]  # mass of the more likely tokens
+            expected = np.zeros_like(kept)
+            expected[order[before < top_p - 1e-6]] = True
+            assert kept.sum() >= 1 and (kept == expected).mean() > 0.999, (top_p, kept.sum())
+    probs = np.asarray([0.5, 0.3, 0.15, 0.05, 0.0])
+    draws = generation.categorical(jax.random.key(1), jnp.log(jnp.asarray([probs] * 20000)))
+    counts = np.bincount(np.asarray(draws), minlength=5) / 20000
+    np.testing.assert_allclose(counts, probs, atol=0.01)
+    assert counts[4] == 0
+
+
 def test_learned_positions_must_fit_the_cache():
     config = CONFIG.replace(position_embedding="learned", max_positions=8)
     params = decoder.init_params(config, jax.random.key(0))
