@@ -171,7 +171,8 @@ def run(gin_files: list[str], gin_bindings: list[str], workdir: str, search_path
     (workdir_path / "config.gin").write_text(gin.config_str())
     entry = gin.get_configurable(fn)
     results = entry(workdir=workdir)
-    (workdir_path / "operative_config.gin").write_text(gin.operative_config_str())
+    if not (isinstance(results, dict) and results.get("preempted")):  # stopped: unfinished
+        (workdir_path / "operative_config.gin").write_text(gin.operative_config_str())
     return results
 
 

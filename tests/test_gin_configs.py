@@ -59,6 +59,10 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
         config = bound["model"]
         assert config.vocab_size == bound["vocab_size"] and config.num_kv_heads < config.num_heads
         assert bound["sources"] == ("poj104-train", "default")
+        # gin/models/decoder_code_lm.gin (the from-scratch arms) is the same architecture.
+        gin.clear_config()
+        gin.parse_config_file("gin/models/decoder_code_lm.gin")
+        assert gin.get_configurable(decoder.DecoderConfig)() == config
         return
     if entry is sweep.run_sweep:
         check_sweep(bound)
@@ -71,6 +75,15 @@ def test_experiment_parses_and_binds_everything(path: pathlib.Path):
             49152,
         )
         assert bound["train"].epochs == 10  # the paper's
+    elif entry is llm_probe.run_llm_probe and "code_lm" in path.name:
+        # The code LM pretrained here, or its architecture from scratch, with its tokenizer.
+        assert bound["tokenizer"] == "workdir/code_lm/hf/tokenizer.json"
+        if "checkpoint" in bound:
+            assert bound["checkpoint"] == "workdir/code_lm/hf"
+        else:
+            config = gin.get_configurable(decoder.DecoderConfig)()
+            assert (config.vocab_size, config.embed_dim, config.num_layers) == (8192, 256, 6)
+        assert bound.get("aux_inputs", False) == bound["benchmark"].startswith("devmap")
     elif entry is llm_probe.run_llm_probe and "checkpoint" in bound:
         assert bound["checkpoint"] == "workdir/pretrain_demo/hf"  # the demo's export
         assert bound["tokenizer"].endswith("code.model")
@@ -255,6 +268,10 @@ def test_short_poj104_comparison_shortens_only_the_trained_arms():
         "AST + GCN (random init)": 200,
         "CodeShell demo (frozen, last token)": 10,
         "CodeShell demo (frozen, mean)": 10,
+        "decoder, code LM size (from scratch)": 2,
+        "code LM (fine-tuned)": 2,
+        "code LM (frozen, last token)": 10,
+        "code LM (frozen, mean)": 10,
     }
 
 

@@ -110,7 +110,8 @@ def run(
     prompts: tuple[str, ...] = PROMPTS,
     max_new_tokens: int = 48,
 ) -> dict:
-    """Runs the stages into ``workdir`` (see the module docstring); returns the report.
+    """Runs the stages into ``workdir`` (see the module docstring); returns the report, or
+    ``{"preempted": True, "step", "steps"}`` when SIGTERM stopped pretraining (saved).
 
     Args:
       workdir: the run's directory (stages kept, resumable).
@@ -179,6 +180,12 @@ def run(
         batch_size=batch_size, seq_len=seq_len,
     )  # fmt: skip
     seconds["pretraining"] = time.perf_counter() - start - sum(seconds.values())
+    if summary.get("preempted"):  # SIGTERM: the checkpoint is saved; no export, no report
+        print(
+            f"pretraining stopped by SIGTERM at step {summary['step']} of {steps} (saved); "
+            "the same command resumes it"
+        )
+        return {"preempted": True, "step": summary["step"], "steps": steps}
 
     step, params = checkpointing.load_params(root / "run")
     hf.export(model, params, root / "hf", model_file)
@@ -233,7 +240,8 @@ def markdown(report: dict) -> str:
         f"- tokenizer: {report['tokenizer']['vocab_size']} pieces",
         f"- model: {report['model']['parameters']:,} parameters",
         f"- training: {t['steps']} steps, {t['tokens_seen']:,} tokens seen, "
-        f"last loss {t['last_loss']:.3f}, validation loss {t['validation_loss']:.3f}",
+        f"last loss {t['last_loss']:.3f}, validation loss "
+        + ("(none yet)" if t["validation_loss"] is None else f"{t['validation_loss']:.3f}"),
         "",
         "| language | training loss | held-out loss | tokens (each) |",
         "|---|---|---|---|",

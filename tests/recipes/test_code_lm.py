@@ -2,6 +2,8 @@
 export, and a rerun that reuses every finished stage."""
 
 import json
+import os
+import signal
 
 import jax
 import numpy as np
@@ -71,3 +73,25 @@ def test_the_code_lm_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
 def test_a_model_and_tokenizer_of_different_sizes_is_refused(tmp_path):
     with pytest.raises(ValueError, match="model.vocab_size 512 differs from the tokenizer's"):
         _run(tmp_path, ["decoder.DecoderConfig.vocab_size = 512"])
+
+
+def test_sigterm_stops_before_the_export_and_the_same_command_resumes(tmp_path, monkeypatch):
+    from codeprop.train import pretrain
+
+    real = pretrain.seqio_batches
+
+    def preempting(*args, **kwargs):
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if i == 1 and kwargs.get("split", args[0] if args else None) == "train":
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives during step 2
+            yield batch
+
+    monkeypatch.setattr(pretrain, "seqio_batches", preempting)
+    stopped = _run(tmp_path)
+    assert stopped == {"preempted": True, "step": 2, "steps": 6}
+    assert not (tmp_path / "hf").exists() and not (tmp_path / "report.json").exists()
+    assert not (tmp_path / "operative_config.gin").exists()  # not a finished run
+    monkeypatch.setattr(pretrain, "seqio_batches", real)
+    finished = _run(tmp_path)
+    assert finished["training"]["steps"] == 6 and (tmp_path / "hf" / "config.json").is_file()
+    assert (tmp_path / "operative_config.gin").is_file()
