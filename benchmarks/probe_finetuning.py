@@ -11,6 +11,9 @@ and `train_steps`' 16 steps per call as `classifier.fit` runs them. Reported: to
 (median over timed steps; the 16-step call counts per step).
 
     .venv/bin/python benchmarks/probe_finetuning.py --steps 20 --out /tmp/bench/probe.json
+
+``--breakdown`` times the forward pass and forward + backward of both, with their
+attention and with it replaced by the identity, to show where the time goes.
 """
 
 from __future__ import annotations
@@ -87,6 +90,71 @@ def hf_runner(config, probe_batches, args):
     return run
 
 
+def breakdown(config, args) -> dict:
+    """Where the step's time goes: seconds of the forward pass and of forward + backward
+    (the loss's gradient, no optimizer), each with the model's attention and with the
+    attention replaced by the identity (the queries pass through; every other layer is
+    unchanged), for codeprop and transformers, taking turns call by call."""
+    import optax
+
+    from codeprop.models import attention as attention_lib
+
+    rng = np.random.default_rng(1)
+    tokens_np = rng.integers(1, args.vocab, (args.batch, args.seq_len))
+    labels_np = rng.integers(0, args.classes, args.batch)
+    tokens, labels = jax.numpy.asarray(tokens_np, "int32"), jax.numpy.asarray(labels_np)
+    model = heads.DecoderClassifier(config, args.classes, pad_id=0)
+    params = model.init(jax.random.key(0), tokens)["params"]
+
+    def jax_fns():
+        def loss(p):
+            logits = model.apply({"params": p}, tokens)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+        forward, gradient = jax.jit(loss), jax.jit(jax.grad(loss))
+        return (
+            lambda: jax.block_until_ready(forward(params)),
+            lambda: jax.block_until_ready(gradient(params)),
+        )
+
+    runners = {}
+    runners["codeprop"] = jax_fns()
+    original = attention_lib.attention
+    attention_lib.attention = lambda q, k, v, *a, **kw: q  # traced now, restored below
+    try:
+        runners["codeprop, identity attention"] = jax_fns()
+        for fn in runners["codeprop, identity attention"]:
+            fn()
+    finally:
+        attention_lib.attention = original
+
+    transformers.AttentionInterface.register(
+        "codeprop_identity", lambda module, q, k, v, mask, **kw: (q.transpose(1, 2), None)
+    )
+    tt, tl = torch.from_numpy(tokens_np), torch.from_numpy(labels_np)
+    for name, impl in (("transformers", "sdpa"), ("transformers, identity attention",
+                                                   "codeprop_identity")):  # fmt: skip
+        hf_config = starcoder2_config(config, num_labels=args.classes, pad_token_id=0)
+        torch.manual_seed(0)
+        hf = transformers.Starcoder2ForSequenceClassification(hf_config).float().train()
+        hf.config._attn_implementation = impl
+
+        def torch_loss(hf=hf):
+            return torch.nn.functional.cross_entropy(hf(tt).logits, tl)
+
+        def torch_grad(hf=hf):
+            hf.zero_grad(set_to_none=True)
+            torch_loss(hf).backward()
+
+        runners[name] = (lambda f=torch_loss: f().item(), torch_grad)
+    calls = {}
+    for name, (forward, gradient) in runners.items():
+        calls[f"{name}: forward"] = lambda i, f=forward: f()
+        calls[f"{name}: forward + backward"] = lambda i, f=gradient: f()
+    timed = interleaved(calls, args.steps)
+    return {name: round(statistics.median(times), 4) for name, (times, _) in timed.items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20)
@@ -97,10 +165,19 @@ def main():
     parser.add_argument("--distinct", type=int, default=4)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="time forward and forward + backward with and without attention instead",
+    )
     args = parser.parse_args()
     host_memory.keep_freed_memory()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     config = decoder.tiny(vocab_size=args.vocab).replace(max_positions=max(2048, args.seq_len))
+    if args.breakdown:
+        seconds = breakdown(config, args)
+        timing.emit({"machine": timing.machine(), "median_seconds": seconds}, args.out)
+        return
     probe_batches = batches(args)
     assert all(b["inputs"].shape == (args.batch, args.seq_len) for b in probe_batches)
     single, sixteen = codeprop_runners(config, probe_batches, args)

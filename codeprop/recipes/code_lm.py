@@ -65,7 +65,9 @@ def language_losses(
     Both splits go through the training's own input pipeline (FIM at ``fim_rate``,
     packing) without shuffling, up to ``max_tokens`` target tokens each, so the two
     figures differ only by the documents: ``{language: {"train": {"loss", "tokens"},
-    "validation": {...}}}``.
+    "validation": {...}}}``. The training documents are ``train_sample``'s, drawn by a hash
+    of their id as the held-out ones are: the first tokens of the training split in file
+    order would be one directory's files (e.g. Python's own C headers), not the mix.
     """
     from codeprop.train import input_pipeline, pretrain
 
@@ -78,8 +80,8 @@ def language_losses(
     for language in languages:
         task = f"{MIXTURE}_{language.replace('-', '_')}"
         out[language] = {}
-        for split in ("train", "validation"):
-            dataset = input_pipeline.packed_dataset(task, seq_len, split=split, shuffle=False)
+        for split, source in (("train", "train_sample"), ("validation", "validation")):
+            dataset = input_pipeline.packed_dataset(task, seq_len, split=source, shuffle=False)
             loss = weight = 0.0
             for batch in dataset.batch(batch_size).as_numpy_iterator():
                 batch = {k: np.asarray(batch[k]) for k in pretrain.FEATURES}

@@ -4,7 +4,8 @@
 (``kept.jsonl``) and a code tokenizer (``*.model``), one Task per language
 (``<name>_<language>``) and a Mixture ``<name>`` over them weighted by each language's
 tokens after filtering (the corpus report). Each Task reads the kept documents (split by
-a hash of their id: 1 in ``validation_every`` to ``validation``), applies `fim` (seeded:
+a hash of their id: 1 in ``validation_every`` to ``validation``; ``train_sample`` is a
+hash-drawn part of ``train`` of about the same size, for comparing losses), applies `fim` (seeded:
 a document-level character split into prefix / middle / suffix at rate ``fim_rate``,
 arranged PSM or SPM — see `codeprop.tokens.fim`), ends each document with
 ``<|endoftext|>`` and splits it into pieces of the sequence length (`split_to_length`:
@@ -30,6 +31,8 @@ from codeprop.tokens import fim as fim_lib
 from codeprop.tokens import tokenization
 
 SEQUENCE_LENGTHS = (2048, 8192)
+VALIDATION_EVERY = 100
+"""1 in this many documents (by a hash of the id) is held out as ``validation``."""
 
 
 class CodeVocabulary(seqio.SentencePieceVocabulary):
@@ -52,15 +55,39 @@ class CodeVocabulary(seqio.SentencePieceVocabulary):
         return fim_lib.Sentinels.from_vocab(self._codeprop.token_to_id)
 
 
+SPLITS = ("train", "validation", "train_sample")
+"""``train_sample``: a part of ``train`` (about as large as ``validation``) drawn like
+``validation`` — by a hash of the id, not by file order — for comparing the two losses."""
+
+
 def _split_of(doc_id: str, validation_every: int) -> str:
     digest = int(hashlib.md5(doc_id.encode()).hexdigest()[:8], 16)
     return "validation" if digest % validation_every == 0 else "train"
 
 
+def training_sample_of(doc_id: str, validation_every: int) -> int | None:
+    """Which of ``validation_every`` hash-drawn parts of ``train`` the document is in (0 is
+    ``train_sample``), or None for a ``validation`` document. Other bits of the same
+    digest than the validation draw, so the parts are drawn independently of it."""
+    if _split_of(doc_id, validation_every) != "train":
+        return None
+    return int(hashlib.md5(doc_id.encode()).hexdigest()[8:16], 16) % validation_every
+
+
+def _in_split(doc_id: str, split: str, validation_every: int) -> bool:
+    """Whether the document ``doc_id`` belongs to ``split`` (one of `SPLITS`)."""
+    if split == "train_sample":
+        return training_sample_of(doc_id, validation_every) == 0
+    return _split_of(doc_id, validation_every) == split
+
+
 def kept_documents(
-    corpus_dir, language: str, split: str, validation_every: int = 100
+    corpus_dir, language: str, split: str, validation_every: int = VALIDATION_EVERY
 ) -> tf.data.Dataset:
-    """The kept documents of one language and split as a dataset of ``{"text", "id"}``."""
+    """The kept documents of one language and split (one of `SPLITS`) as a dataset of
+    ``{"text", "id"}``, in the order of ``kept.jsonl``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; one of {SPLITS}")
     path = Path(corpus_dir) / "kept.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path}: not found (run python -m codeprop.corpus first)")
@@ -69,9 +96,8 @@ def kept_documents(
         with open(path, encoding="utf-8") as f:
             for line in f:
                 record = json.loads(line)
-                if (
-                    record["language"] == language
-                    and _split_of(record["id"], validation_every) == split
+                if record["language"] == language and _in_split(
+                    record["id"], split, validation_every
                 ):
                     yield {"text": record["content"], "id": record["id"]}
 
@@ -145,7 +171,7 @@ def register_corpus(
     *,
     fim_rate: float = 0.5,
     spm_rate: float = 0.5,
-    validation_every: int = 100,
+    validation_every: int = VALIDATION_EVERY,
 ) -> seqio.Mixture:
     """Registers a Task per language of ``corpus_dir/kept.jsonl`` and their Mixture.
 
@@ -163,7 +189,7 @@ def register_corpus(
         seqio.TaskRegistry.remove(task_name)
         source = seqio.FunctionDataSource(
             functools.partial(_source_fn, corpus_dir, language, validation_every),
-            splits=("train", "validation"),
+            splits=SPLITS,
         )
         seqio.TaskRegistry.add(
             task_name,

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from codeprop import main
+from codeprop.analysis import lm_losses
 from codeprop.checkpoints import hf
-from codeprop.train import checkpointing
+from codeprop.tokens import tokenization
+from codeprop.train import checkpointing, input_pipeline
 
 SMALL = [
     "VOCAB_SIZE = 1024",
@@ -45,12 +47,36 @@ def test_the_code_lm_runs_every_stage_and_a_rerun_reuses_them(tmp_path):
     assert report["training"]["steps"] == 6 and report["training"]["tokens_seen"] == 6 * 2 * 64
     losses = report["loss_per_language"]
     assert {"python", "c"} <= set(losses)
-    for language in ("python", "c"):
-        train = losses[language]["train"]
-        assert 3000 <= train["tokens"] <= 3000 + 8 * 64, language
-        assert np.isfinite(train["loss"]) and train["loss"] < np.log(1024) + 1
     for split in (s for language in losses.values() for s in language.values()):
+        assert split["tokens"] <= 3000 + 8 * 64
         assert (split["loss"] is None) == (split["tokens"] == 0)
+        assert split["loss"] is None or 0 < split["loss"] < np.log(1024) + 1
+    # The training figure is train_sample's: hash-drawn documents, not the first in the file.
+    kept = [json.loads(line) for line in (tmp_path / "corpus" / "kept.jsonl").open()]
+    tokenizer = tokenization.SentencePieceTokenizer(tmp_path / "tokenizer" / "code.model")
+    for language, split in losses.items():
+        sample = [
+            d
+            for d in kept
+            if d["language"] == language
+            and input_pipeline.training_sample_of(d["id"], input_pipeline.VALIDATION_EVERY) == 0
+        ]
+        in_sample = sum(len(tokenizer.encode(d["content"])) + 1 for d in sample)
+        assert (split["train"]["tokens"] == 0) == (in_sample == 0), language
+    # Per-document losses: every kept document scored once, in validation or in one of the
+    # 100 hash-drawn training parts; each mean inside its bootstrap interval.
+    scored = lm_losses.run(tmp_path, samples=100)
+    for language, samples in scored.items():
+        expected = sum(
+            len(tokenizer.encode(d["content"])) + 1 for d in kept if d["language"] == language
+        )
+        assert sum(s["tokens"] for s in samples.values()) == expected, language
+        for s in samples.values():
+            low, high = s["interval"]
+            assert low - 1e-9 <= s["loss"] <= high + 1e-9 and s["documents"] > 0
+    assert json.loads((tmp_path / "loss_samples.json").read_text()) == json.loads(
+        json.dumps(scored)
+    )
     assert len(report["completions"]) == 4 and all(c["prompt"] for c in report["completions"])
     # The export is the newest checkpoint, with the tokenizer beside it.
     _, params = checkpointing.load_params(tmp_path / "run")

@@ -153,3 +153,34 @@ def test_every_token_of_a_long_document_is_trained_on(setup):
         [r["decoder_target_tokens"][r["decoder_loss_weights"] > 0] for r in rows]
     )
     assert int((targets == vocab.eos_id).sum()) == len(train)
+
+
+def test_train_sample_is_drawn_like_validation(tmp_path):
+    # The code LM's per-language training loss was read from the first tokens of the
+    # training split in file order (Python's own C headers first), the held-out loss from
+    # a hash-drawn mix of every directory: held-out C came out 0.8 nats *below* training
+    # C. `train_sample` draws training documents by a hash as validation does.
+    directories = [f"/usr/include/d{i}" for i in range(8)]
+    records = [
+        {"id": f"{d}/{j}.h", "language": "c", "content": f"int f{j};\n"}
+        for d in directories
+        for j in range(300)
+    ]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "kept.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    def ids(split):
+        dataset = input_pipeline.kept_documents(corpus, "c", split, validation_every=10)
+        return [x["id"].decode() for x in dataset.as_numpy_iterator()]
+
+    train, validation, sample = set(ids("train")), set(ids("validation")), ids("train_sample")
+    assert len(train) + len(validation) == len(records) and not train & validation
+    assert set(sample) <= train
+    assert 0.6 < len(sample) / len(validation) < 1.6, (len(sample), len(validation))
+    # Every directory is in the sample, as in validation; a prefix of the file would hold
+    # only the first directory or two.
+    assert {s.rsplit("/", 1)[0] for s in sample} == set(directories)
+    assert {v.rsplit("/", 1)[0] for v in validation} == set(directories)
+    with pytest.raises(ValueError, match="unknown split 'test'"):
+        input_pipeline.kept_documents(corpus, "c", "test")
