@@ -19,11 +19,19 @@ way for graphs and token sequences:
      results.md       the same as Markdown tables, with published reference numbers
      embeddings.npz   each example's test embedding, label and test fold
      metrics/         per-epoch losses and accuracies (TensorBoard)
+     folds/           each finished fold's record and embeddings (`FoldStore`)
+
+A run that stops (killed, preempted, a crash) keeps its finished folds: the same command
+in the same workdir reads them back instead of training them again, when they were made
+with the same settings, protocol and split (their key); the results are those of a run
+that never stopped, training being seeded per fold.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import pathlib
 import time
 from collections.abc import Callable
@@ -98,6 +106,62 @@ def fold_record(
     return fold
 
 
+class FoldStore:
+    """Finished folds of a run in ``<workdir>/folds/``: ``fold_<i>.json`` (the key and the
+    fold's record) and ``fold_<i>.npz`` (its test rows and embeddings, and every row of its
+    splits with their embeddings), each written to a temporary name and renamed, the
+    record last, so that a fold is either complete or absent.
+
+    Attributes:
+      directory: ``<workdir>/folds``.
+      key: what a saved fold must have been made with (`fold_key`).
+    """
+
+    def __init__(self, workdir: pathlib.Path, key: str):
+        self.directory, self.key = workdir / "folds", key
+
+    def _paths(self, index: int) -> tuple[pathlib.Path, pathlib.Path]:
+        stem = self.directory / f"fold_{index:03d}"
+        return stem.with_suffix(".json"), stem.with_suffix(".npz")
+
+    def load(self, index: int) -> tuple[dict, dict] | None:
+        """(record, arrays) of fold ``index`` saved under the same key, else None (a fold
+        saved under another key is ignored and later overwritten)."""
+        record_path, arrays_path = self._paths(index)
+        if not (record_path.is_file() and arrays_path.is_file()):
+            return None
+        try:
+            saved = json.loads(record_path.read_text())
+            with np.load(arrays_path) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+        except (OSError, ValueError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f"{record_path}: a saved fold that cannot be read ({error}); delete "
+                f"{record_path} and {arrays_path} to train the fold again"
+            ) from None
+        if saved.get("key") != self.key:
+            return None
+        return saved["fold"], arrays
+
+    def save(self, index: int, fold: dict, arrays: dict[str, np.ndarray]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        record_path, arrays_path = self._paths(index)
+        partial = arrays_path.with_name(arrays_path.stem + ".partial.npz")
+        np.savez(partial, **arrays)
+        os.replace(partial, arrays_path)
+        partial = record_path.with_suffix(".json.partial")
+        partial.write_text(json.dumps({"key": self.key, "fold": fold}, default=float) + "\n")
+        os.replace(partial, record_path)
+
+
+def fold_key(settings: dict, split: dict[str, np.ndarray]) -> str:
+    """sha256 of a fold's settings (model, training, protocol, inputs) and of its rows."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for name in ("train", "validation", "test"):
+        digest.update(name.encode() + np.asarray(split[name], np.int64).tobytes())
+    return digest.hexdigest()
+
+
 def run(
     *,
     workdir: str | pathlib.Path,
@@ -142,26 +206,47 @@ def run(
     reporter = progress.Progress(len(fold_splits), train.epochs, every_seconds=progress_every)
     folds, embeddings, fold_embeddings = [], [], []
     test_fold = np.full(len(labels), -1, np.int32)
+    key_settings = {
+        "benchmark": bench.name,
+        "header": {k: header[k] for k in ("representation", "model", "settings")},
+        "train": vars(train),
+        "protocol": [protocol, num_folds, split_seed, aux_inputs],
+    }
     for i, split in enumerate(fold_splits):
         start = time.perf_counter()
-        reporter.start_fold(i)
         without = int((~has_input[split["test"]]).sum())
         split = {k: v[has_input[v]] for k, v in split.items()}
-        aux = aux_inputs_of(bench.examples, split["train"]) if aux_inputs else None
-        fit_kwargs = {
-            "writer": writer,
-            "step_offset": i * (train.epochs + 1),
-            "progress": reporter.epoch,
-            "embed_all": True,
-        }
-        result, extra = fit_fold(split, aux, fit_kwargs)
-        fold = fold_record(i, split, bench, result, start)
-        fold.update(test_without_input=without, **extra)
+        store = FoldStore(workdir, fold_key(key_settings, split))
+        saved = store.load(i)
+        if saved is not None:
+            fold, arrays = saved
+            reporter.reused_fold(i, fold, str(store.directory / f"fold_{i:03d}.json"))
+        else:
+            reporter.start_fold(i)
+            aux = aux_inputs_of(bench.examples, split["train"]) if aux_inputs else None
+            fit_kwargs = {
+                "writer": writer,
+                "step_offset": i * (train.epochs + 1),
+                "progress": reporter.epoch,
+                "embed_all": True,
+            }
+            result, extra = fit_fold(split, aux, fit_kwargs)
+            fold = fold_record(i, split, bench, result, start)
+            fold.update(test_without_input=without, **extra)
+            # As saved and read back, so that a resumed run's folds are the same objects.
+            fold = json.loads(json.dumps(fold, default=float))
+            arrays = {
+                "test_rows": split["test"],
+                "test_embeddings": result["test_embeddings"],
+                "rows": result["rows"],
+                "embeddings": result["embeddings"],
+            }
+            store.save(i, fold, arrays)
+            reporter.end_fold(fold)
         folds.append(fold)
         test_fold[split["test"]] = i
-        embeddings.append((split["test"], result["test_embeddings"]))
-        fold_embeddings.append((result["rows"], result["embeddings"]))
-        reporter.end_fold(fold)
+        embeddings.append((split["test"], arrays["test_embeddings"]))
+        fold_embeddings.append((arrays["rows"], arrays["embeddings"]))
     writer.flush()
     results = {
         "benchmark": bench.name,

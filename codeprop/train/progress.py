@@ -53,6 +53,7 @@ class Progress:
     _fold_start: float = 0.0
     _last_line: float = 0.0
     _done: int = 0
+    _reused: int = 0
 
     def start_fold(self, fold: int) -> None:
         now = self.clock()
@@ -81,11 +82,19 @@ class Progress:
         parts.append(f"fold ETA {duration((self.epochs - record['epoch']) / rate)}")
         self.write("  ".join(parts))
 
+    def reused_fold(self, index: int, fold: dict, path: str) -> None:
+        """A fold not run again: its saved record (`codeprop.probes.protocol`) was read."""
+        self._reused += 1
+        self.write(
+            f"fold {index + 1}/{self.num_folds}  finished before: read {path}  "
+            f"test acc {_percent(fold['accuracy'])}"
+        )
+
     def end_fold(self, fold: dict) -> None:
         """After each fold, with its record (`codeprop.probes.protocol.fold_record`)."""
         now = self.clock()
         self._done += 1
-        left = self.num_folds - self._done
+        left = self.num_folds - self._done - self._reused
         per_fold = (now - self._run_start) / self._done
         parts = [
             f"fold {self._fold + 1}/{self.num_folds}",

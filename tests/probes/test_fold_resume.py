@@ -1,0 +1,93 @@
+"""A probe killed mid-run keeps its finished folds: the same command resumes after them,
+and the results equal those of a run that never stopped."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from codeprop import main
+from codeprop.train import classifier
+
+from conftest import REPO
+
+GIN = str(REPO / "gin/experiments/devmap_amd_decoder_tiny.gin")
+
+
+def _bindings(raw_dir) -> list[str]:
+    return [
+        "EPOCHS = 2",
+        "MAX_TOKENS = 64",
+        "BATCH_SIZE = 32",
+        "decoder.DecoderConfig.num_layers = 1",
+        "decoder.DecoderConfig.embed_dim = 32",
+        "llm_probe.run_llm_probe.max_folds = 4",
+        f"llm_probe.run_llm_probe.raw_dir = '{raw_dir}'",
+    ]
+
+
+def _without_seconds(tree):
+    """The results without wall-clock times (every ``seconds`` field, at any depth)."""
+    if isinstance(tree, dict):
+        return {k: _without_seconds(v) for k, v in tree.items() if k != "seconds"}
+    if isinstance(tree, list):
+        return [_without_seconds(v) for v in tree]
+    return tree
+
+
+def test_a_killed_probe_resumes_after_its_finished_folds(raw_dir, tmp_path, monkeypatch):
+    bindings = _bindings(raw_dir)
+    whole = main.run([GIN], bindings, str(tmp_path / "whole"))
+
+    # The same run in a child process, killed (SIGKILL) once two folds are saved.
+    workdir = tmp_path / "killed"
+    command = [sys.executable, "-m", "codeprop.main", f"--workdir={workdir}", f"--gin_file={GIN}"]
+    command += [f"--gin_bindings={b}" for b in bindings]
+    child = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    second = workdir / "folds" / "fold_001.json"
+    deadline = time.monotonic() + 600
+    while not second.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    saved = sorted(p.name for p in (workdir / "folds").glob("fold_*.json"))
+    assert "fold_001.json" in saved and not (workdir / "results.json").exists()
+
+    calls = []
+    fit = classifier.fit
+    monkeypatch.setattr(classifier, "fit", lambda *a, **k: calls.append(1) or fit(*a, **k))
+    resumed = main.run([GIN], bindings, str(workdir))
+    assert len(calls) == 4 - len(saved)  # only the folds that were not finished
+    assert _without_seconds(json.loads(json.dumps(resumed, default=float))) == _without_seconds(
+        json.loads(json.dumps(whole, default=float))
+    )
+    with (
+        np.load(tmp_path / "whole" / "embeddings.npz") as a,
+        np.load(workdir / "embeddings.npz") as b,
+    ):
+        assert sorted(a.files) == sorted(b.files)
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_folds_of_other_settings_are_not_reused(raw_dir, tmp_path, monkeypatch):
+    bindings = [*_bindings(raw_dir)[:-2], "llm_probe.run_llm_probe.max_folds = 1",
+                _bindings(raw_dir)[-1]]  # fmt: skip
+    main.run([GIN], bindings, str(tmp_path))
+    calls = []
+    fit = classifier.fit
+    monkeypatch.setattr(classifier, "fit", lambda *a, **k: calls.append(1) or fit(*a, **k))
+    main.run([GIN], [*bindings, "LEARNING_RATE = 0.003"], str(tmp_path))
+    assert len(calls) == 1  # another learning rate: the fold is trained again
+    main.run([GIN], [*bindings, "LEARNING_RATE = 0.003"], str(tmp_path))
+    assert len(calls) == 1  # and now read back
+    (tmp_path / "folds" / "fold_000.npz").write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match=r"fold_000.json: a saved fold that cannot be read"):
+        main.run([GIN], [*bindings, "LEARNING_RATE = 0.003"], str(tmp_path))
