@@ -199,6 +199,26 @@ def test_required_macros_must_be_set(tmp_path):
         main.run([str(REPO / "gin/runs/graph_probe.gin")], [], str(tmp_path), [str(REPO)])
 
 
+def test_a_macro_that_nothing_uses_is_an_error_before_the_run(tmp_path):
+    from codeprop import main
+
+    experiment = str(REPO / "gin/experiments/devmap_amd_ast_gcn.gin")
+    with pytest.raises(ValueError, match=r"macros that nothing uses \(misspelt\?\): EPOCHZ;"):
+        main.run([experiment], ["EPOCHZ = 1"], str(tmp_path / "run"), [str(REPO)])
+    assert not (tmp_path / "run").exists()  # refused before the workdir was made
+    # A macro used only by another macro is used; the first is not.
+    with pytest.raises(ValueError, match=r"nothing uses \(misspelt\?\): OUTER;"):
+        main.run([experiment], ["OUTER = %INNER", "INNER = 3"], str(tmp_path), [str(REPO)])
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+def test_no_experiment_defines_a_macro_that_nothing_uses(path):
+    from codeprop import main
+
+    gin.parse_config_files_and_bindings([str(path)], [], finalize_config=False)
+    assert main.unused_macros() == []
+
+
 def test_both_entry_points_at_once_is_an_error(tmp_path):
     from codeprop import main
 

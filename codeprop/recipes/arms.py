@@ -48,6 +48,17 @@ def split_spec(spec: list[str]) -> tuple[list[str], list[str]]:
     return files, [s for s in spec if not s.endswith(".gin")]
 
 
+def _parse(files: list[str], bindings: list[str]) -> list[str]:
+    """Parses one arm's config into a cleared gin; returns its unused macros."""
+    import gin
+    from codeprop import main
+
+    gin.clear_config(clear_constants=True)
+    gin.add_config_file_search_path(".")
+    gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
+    return main.unused_macros()
+
+
 def parse_configs(specs: list[tuple[list[str], list[str]]]) -> list[str]:
     """The full gin config each (files, bindings) parses to (``gin.config_str()``, as
     ``config.gin`` records it); run in a child process: parsing clears gin's state."""
@@ -55,17 +66,33 @@ def parse_configs(specs: list[tuple[list[str], list[str]]]) -> list[str]:
 
     configs = []
     for files, bindings in specs:
-        gin.clear_config(clear_constants=True)
-        gin.add_config_file_search_path(".")
-        gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
+        if unused := _parse(files, bindings):
+            raise ValueError(
+                f"the arm {files + bindings} defines gin macros that nothing uses "
+                f"(misspelt?): {', '.join(unused)}"
+            )
         configs.append(gin.config_str())
     return configs
 
 
-def _configs_in_child(specs: list[tuple[list[str], list[str]]]) -> list[str]:
+def unused_macros_of(specs: list[tuple[list[str], list[str]]]) -> list[list[str]]:
+    """Per (files, bindings): the macros its config defines and nothing uses
+    (`codeprop.main.unused_macros`); run in a child process: parsing clears gin's state."""
+    return [_parse(files, bindings) for files, bindings in specs]
+
+
+def macro_name(binding: str) -> str | None:
+    """``NAME`` of a macro binding ``NAME = value``; None for a parameter binding."""
+    name = binding.split("=", 1)[0].strip()
+    return name if "=" in binding and re.fullmatch(r"[A-Za-z_]\w*", name) else None
+
+
+def _configs_in_child(
+    specs: list[tuple[list[str], list[str]]], function: str = "parse_configs"
+) -> list:
     code = (
         "import json, sys; from codeprop.recipes import arms; "
-        "json.dump(arms.parse_configs(json.load(sys.stdin)), sys.stdout)"
+        f"json.dump(arms.{function}(json.load(sys.stdin)), sys.stdout)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],

@@ -27,6 +27,24 @@ from codeprop.analysis import comparison_figures
 from codeprop.recipes import arms as arms_lib
 
 
+def _common_macros_where_used(specs: dict, bindings: list[str]) -> dict:
+    """The specs with each common macro binding (e.g. ``EPOCHS = 2``) kept only for the
+    arms whose config uses that macro (a bag-of-features arm has no epochs); a common
+    macro that no arm uses is an error, as a misspelt one would be."""
+    common = {arms_lib.macro_name(b): b for b in bindings if arms_lib.macro_name(b)}
+    if not common:
+        return specs
+    unused = dict(zip(specs, arms_lib._configs_in_child(list(specs.values()), "unused_macros_of")))
+    if nowhere := sorted(m for m in common if all(m in unused[name] for name in specs)):
+        raise ValueError(f"bindings set gin macros that no arm uses (misspelt?): {nowhere}")
+    out = {}
+    for name, (files, arm_bindings) in specs.items():
+        drop = {common[m] for m in common if m in unused[name]}
+        own = arm_bindings[: len(arm_bindings) - len(bindings)]
+        out[name] = (files, own + [b for b in bindings if b not in drop])
+    return out
+
+
 def run_comparison(
     *,
     workdir: str | os.PathLike,
@@ -49,7 +67,8 @@ def run_comparison(
       workdir: output directory; arms go to ``arms/<slug>``, the report to ``report/``.
       benchmark, protocol, split_seed: what every arm runs on (checked on its embeddings).
       arms: name -> gin files and bindings of the arm's experiment.
-      bindings: added after every arm's own (e.g. ``EPOCHS = 2``, ``MAX_FOLDS = 2``).
+      bindings: added after every arm's own (e.g. ``EPOCHS = 2``, ``MAX_FOLDS = 2``); a
+        macro binding only to the arms that use the macro (one that none uses: an error).
       arm_bindings: arm name -> bindings added after that arm's own (a shorter variant
         of a comparison, as ``compare_poj104_short.gin`` makes of ``compare_poj104.gin``).
       metric: of the silhouette, ``euclidean`` (the paper's) or ``cosine``.
@@ -72,6 +91,7 @@ def run_comparison(
         name: (files, [*own, *arm_bindings.get(name, ()), *bindings])
         for name, (files, own) in specs.items()
     }
+    specs = _common_macros_where_used(specs, list(bindings))
     arm_dirs, arm_runs = arms_lib.run_or_reuse(workdir, specs, rerun, run, parallel)
     start = time.perf_counter()
     result = comparison_lib.compare(

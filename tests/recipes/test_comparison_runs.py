@@ -134,3 +134,29 @@ def test_a_run_whose_checkpoint_changed_is_not_reused(tmp_path):
     assert arms.is_finished(run, config) is None
     (checkpoint / "model.safetensors").write_bytes(b"weights v2")  # retrained in place
     assert arms.is_finished(run, config) == f"an input changed: {checkpoint}"
+
+
+def test_an_arm_with_a_macro_that_nothing_uses_is_refused_before_any_arm_runs(in_repo, tmp_path):
+    misspelt = {"bag of bytes": [*ARMS["bag of bytes"], "EPOCHZ = 3"]}
+    with pytest.raises(ValueError, match=r"defines gin macros that nothing uses.*EPOCHZ"):
+        _compare(tmp_path, arms={"bag of AST node types": FEATURES, **misspelt})
+    assert not (tmp_path / "arms").exists()
+
+
+def test_common_macro_bindings_go_to_the_arms_that_use_them(in_repo):
+    common = ["MAX_FOLDS = 2", "EPOCHS = 2"]
+    specs = {
+        "bag of bytes": (["gin/runs/features_probe.gin"], [*FEATURES[1:], *common]),
+        "AST + GCN": (["gin/experiments/devmap_amd_ast_gcn.gin"], common),
+    }
+    out = comparison._common_macros_where_used(specs, common)
+    assert out["bag of bytes"] == (
+        ["gin/runs/features_probe.gin"],
+        [*FEATURES[1:], "MAX_FOLDS = 2"],
+    )
+    assert out["AST + GCN"] == specs["AST + GCN"]
+    assert arms.macro_name("EPOCHS = 2") == "EPOCHS"
+    assert arms.macro_name("gnn.GCNConfig.hidden_dim = 3") is None
+    with pytest.raises(ValueError, match=r"macros that no arm uses \(misspelt\?\): \['EPOCHZ'\]"):
+        misspelt = {n: (f, [*b[: len(b) - 2], "EPOCHZ = 2"]) for n, (f, b) in specs.items()}
+        comparison._common_macros_where_used(misspelt, ["EPOCHZ = 2"])
