@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 from typing import Any
 
@@ -19,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
 
 from codeprop.models import decoder
 
@@ -94,11 +96,36 @@ def save(manager: ocp.CheckpointManager, state, batches_consumed: int) -> None:
     manager.wait_until_finished()
 
 
+UNRESTORABLE = "checkpoints_unrestorable"
+"""Where a checkpoint that does not restore is moved (beside ``checkpoints/``)."""
+
+
+def _move_aside(manager: ocp.CheckpointManager, step: int) -> pathlib.Path | None:
+    """Moves step ``step``'s directory to ``<workdir>/checkpoints_unrestorable/<step>-<n>``
+    (kept for inspection; out of the manager's sight, so that the step can be saved
+    anew); returns the new path, or None when there is no such directory."""
+    source = pathlib.Path(str(manager.directory)) / str(step)
+    target = None
+    if jax.process_index() == 0 and source.is_dir():
+        parent = source.parent.parent / UNRESTORABLE
+        parent.mkdir(exist_ok=True)
+        n = 0
+        while (parent / f"{step}-{n}").exists():
+            n += 1
+        target = parent / f"{step}-{n}"
+        os.replace(source, target)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(f"moved aside checkpoint {step}")
+    manager.reload()
+    return target
+
+
 def restore_latest(manager: ocp.CheckpointManager, shardings, abstract):
     """(state, batches consumed) of the newest checkpoint that restores, or None.
 
-    A checkpoint that fails (corrupt or partial files) is logged with its error and the
-    next older one is tried.
+    A checkpoint that fails (corrupt or partial files) is logged with its error, moved to
+    ``checkpoints_unrestorable/`` (`_move_aside`: training then saves that step again
+    instead of failing on a step that exists), and the next older one is tried.
     """
     target = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
@@ -112,9 +139,11 @@ def restore_latest(manager: ocp.CheckpointManager, shardings, abstract):
                 ),
             )
         except Exception as error:  # noqa: BLE001 - any failure means: try the previous one
+            moved = _move_aside(manager, step)
             logging.error(
-                "checkpoint %d in %s does not restore: %s", step, manager.directory, error
-            )
+                "checkpoint %d in %s does not restore (moved to %s): %s",
+                step, manager.directory, moved, error,
+            )  # fmt: skip
             continue
         return restored["state"], int(restored["progress"]["batches_consumed"])
     return None

@@ -109,6 +109,25 @@ def test_a_corrupt_checkpoint_is_reported_and_the_previous_one_used(tmp_path, ca
     _assert_same(_params(tmp_path / "straight")[1], _params(tmp_path / "broken")[1])
 
 
+def test_a_corrupt_newest_step_is_moved_aside_and_saved_anew(tmp_path, caplog):
+    # Resuming from step 2 trains step 3 again and saves it: with the corrupt step 3 still
+    # in checkpoints/, orbax refused the save (StepAlreadyExistsError) on every resume.
+    _train(tmp_path / "straight", checkpoint_every=1)
+    _train(tmp_path / "broken", checkpoint_every=1, steps=3)  # checkpoints 1, 2 and 3
+    for path in (tmp_path / "broken" / "checkpoints" / "3" / "state").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"\0garbage")
+    resumed = _train(tmp_path / "broken", checkpoint_every=1)
+    aside = tmp_path / "broken" / checkpointing.UNRESTORABLE / "3-0"
+    assert "checkpoint 3" in caplog.text and str(aside) in caplog.text
+    assert (aside / "state").is_dir()  # kept for inspection
+    assert resumed["step"] == 4
+    assert {"3", "4"} <= {p.name for p in (tmp_path / "broken" / "checkpoints").iterdir()}
+    _assert_same(_params(tmp_path / "straight")[1], _params(tmp_path / "broken")[1])
+    again = _train(tmp_path / "broken", checkpoint_every=1, steps=5)  # and once more
+    assert again["step"] == 5 and _params(tmp_path / "broken")[0] == 5
+
+
 def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     def poisoned(split, batch_size, seq_len, start_batch):
         for i, batch in enumerate(DATA(split, batch_size, seq_len, start_batch), start_batch):
