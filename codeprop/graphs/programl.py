@@ -471,6 +471,9 @@ SOURCE_LANGUAGES = {
 }
 
 
+REPORT = "report.json"
+
+
 def export(
     inputs: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -483,8 +486,10 @@ def export(
     OpenCL or ``.ll`` input, and ``out_dir/report.json`` with one outcome per input.
 
     Sources are compiled in parallel (`codeprop.graphs.compiler`, clang's defaults per
-    language). An input that fails (unknown suffix, unreadable, compile error, timeout, IR
-    rejected, empty module) is reported with its reason; the others are still written.
+    language). An input that fails (unknown suffix, a stem another input or the report
+    has, unreadable, ``.ll`` that is not UTF-8, compile error, timeout, IR rejected, empty
+    module, any error building its graph) is reported with its reason; the others are
+    still written.
 
     Returns:
       Per input: ``input``, ``ok``, and ``output``, ``nodes``, ``edges`` or ``reason``.
@@ -502,14 +507,25 @@ def export(
             outcomes[i]["reason"] = f"unknown input type {path.suffix!r}"
         elif stems[path.stem] > 1:
             outcomes[i]["reason"] = f"another input has the stem {path.stem!r}"
+        elif path.stem == REPORT.removesuffix(".json"):
+            outcomes[i]["reason"] = f"its graph would overwrite the export's {REPORT}; rename it"
         else:
             try:
-                texts[i] = path.read_text(encoding="utf-8", errors="surrogateescape")
+                data = path.read_bytes()
             except OSError as e:
                 outcomes[i]["reason"] = f"cannot read: {e}"
                 continue
-            if language != "ir":
-                to_compile.append(i)
+            if language == "ir":
+                try:
+                    texts[i] = data.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    outcomes[i]["reason"] = (
+                        f"not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); LLVM "
+                        "text IR with raw bytes is not read (clang escapes them as \\XX)"
+                    )
+                continue
+            texts[i] = data.decode("utf-8", errors="surrogateescape")
+            to_compile.append(i)
     if to_compile:
         cc = compiler.Compiler(cache_dir)
         jobs = [
@@ -529,12 +545,15 @@ def export(
         except llvm_ir.IRError as e:
             outcomes[i]["reason"] = f"IR rejected: {e}"
             continue
+        except Exception as e:  # noqa: BLE001 - one input's failure, reported; the rest go on
+            outcomes[i]["reason"] = f"graph construction failed: {type(e).__name__}: {e}"
+            continue
         target = out / f"{paths[i].stem}.json"
         target.write_text(json.dumps(graph.to_json()))
         outcomes[i].update(
             ok=True, output=str(target), nodes=graph.num_nodes, edges=graph.num_edges
         )
-    (out / "report.json").write_text(json.dumps(outcomes, indent=1))
+    (out / REPORT).write_text(json.dumps(outcomes, indent=1))
     return outcomes
 
 

@@ -3,6 +3,7 @@ import collections
 import gzip
 import hashlib
 import json
+import pathlib
 import re
 import tarfile
 import zipfile
@@ -247,6 +248,38 @@ def test_command_line_writes_graphs_and_reports_failures(tmp_path):
     assert len(small["nodes"]) == 28 and len(small["links"]) == 46
     add = json.loads((out / "add.json").read_text())
     assert {n["text"] for n in add["nodes"]} >= {"add", "ret", "alloca", "load", "store"}
+
+
+def test_any_bytes_in_one_input_never_stop_the_others(tmp_path):
+    # One .ll that was not UTF-8 aborted the whole export with a UnicodeEncodeError (in
+    # LLVM's parser), before the report and the later graphs were written.
+    small = (TESTDATA / "ir" / "small.ll").read_bytes()
+    rng = np.random.default_rng(0)
+    files = {
+        "a.ll": small,
+        "latin1.ll": small + b"; \xe9t\xe9\n",  # a Latin-1 comment
+        "noise.ll": rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        "utf8_noise.ll": "".join(map(chr, rng.integers(1, 0x2FFF, 500))).encode(),
+        "empty.ll": b"",
+        "report.ll": small,  # its graph would be report.json
+        "c_noise.c": rng.integers(0, 256, 512, dtype=np.uint8).tobytes(),
+        "z.ll": small,
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    out = tmp_path / "out"
+    inputs = [str(tmp_path / name) for name in files]
+    code = main.programl_main([*inputs, "--out", str(out), "--cache_dir", str(tmp_path / "c")])
+    assert code == 1
+    report = {
+        pathlib.Path(r["input"]).name: r for r in json.loads((out / "report.json").read_text())
+    }
+    assert list(report) == list(files)  # every input accounted for, in order
+    assert {n for n, r in report.items() if r["ok"]} == {"a.ll", "z.ll"}
+    assert report["latin1.ll"]["reason"].startswith("not UTF-8 (byte 0xe9 at offset")
+    assert "overwrite the export's report.json" in report["report.ll"]["reason"]
+    assert all(r["reason"] for r in report.values() if not r["ok"])
+    assert sorted(p.name for p in out.iterdir()) == ["a.json", "report.json", "z.json"]
 
 
 def test_drawing_places_control_flow_downwards():
