@@ -101,32 +101,6 @@ def unset_required(fn) -> list[str]:
     return missing
 
 
-def unused_macros() -> list[str]:
-    """Macros the parsed config defines (``NAME = value``) that no binding or other macro
-    refers to (``%NAME``): a misspelt ``EPOCHZ = 1`` would otherwise run the default."""
-    from gin import config as gin_config  # gin has no public walk over its bindings
-
-    defined, used = set(), set()
-
-    def walk(value):
-        if isinstance(value, gin_config.ConfigurableReference):
-            if value.selector == "gin.macro":
-                used.update(value.scopes)
-        elif isinstance(value, (list, tuple, set)):
-            for item in value:
-                walk(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-
-    for (scope, selector), params in gin_config._CONFIG.items():
-        if selector == "gin.macro":
-            defined.add(scope)
-        for value in params.values():
-            walk(value)
-    return sorted(defined - used)
-
-
 def entry_point():
     """The function the parsed gin config binds: exactly one of `ENTRY_POINTS`."""
     # Imported here: they load JAX.
@@ -187,7 +161,9 @@ def run(gin_files: list[str], gin_bindings: list[str], workdir: str, search_path
     for path in search_paths:
         gin.add_config_file_search_path(path)
     gin.parse_config_files_and_bindings(gin_files, gin_bindings, finalize_config=False)
-    unused = unused_macros()
+    from codeprop.recipes import config_checks
+
+    unused = config_checks.unused_macros(gin_bindings)
     if unused:
         raise ValueError(
             f"gin macros that nothing uses (misspelt?): {', '.join(unused)}; the macros a "

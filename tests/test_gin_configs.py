@@ -7,7 +7,7 @@ from codeprop.evals import tasks
 from codeprop.models import decoder, gnn, rgcn
 from codeprop.probes import features_probe, graph_probe, llm_probe, protocol
 from codeprop.recipes import arms as arms_lib
-from codeprop.recipes import code_eval, code_lm, comparison, sweep
+from codeprop.recipes import code_eval, code_lm, comparison, config_checks, sweep
 from codeprop.train import classifier, partitioning, pretrain
 
 from conftest import REPO
@@ -211,12 +211,19 @@ def test_a_macro_that_nothing_uses_is_an_error_before_the_run(tmp_path):
         main.run([experiment], ["OUTER = %INNER", "INNER = 3"], str(tmp_path), [str(REPO)])
 
 
+def test_a_run_files_macro_that_a_binding_bypasses_is_not_the_users_mistake():
+    bindings = ["graph_probe.run_graph_probe.max_folds = 1", "EPOCHZ = 2"]
+    gin.parse_config_files_and_bindings(
+        [str(REPO / "gin/experiments/devmap_amd_ast_gcn.gin")], bindings, finalize_config=False
+    )
+    assert config_checks.unused_macros() == ["EPOCHZ", "MAX_FOLDS"]
+    assert config_checks.unused_macros(bindings) == ["EPOCHZ"]
+
+
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
 def test_no_experiment_defines_a_macro_that_nothing_uses(path):
-    from codeprop import main
-
     gin.parse_config_files_and_bindings([str(path)], [], finalize_config=False)
-    assert main.unused_macros() == []
+    assert config_checks.unused_macros() == []
 
 
 def test_both_entry_points_at_once_is_an_error(tmp_path):

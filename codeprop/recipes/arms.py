@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 
+from codeprop.recipes import config_checks
+
 FINISHED = ("operative_config.gin", "results.json", "embeddings.npz")
 INPUTS = "inputs.json"
 """Digests of the files the arm's config names (`input_digests`), written when it runs."""
@@ -48,17 +50,6 @@ def split_spec(spec: list[str]) -> tuple[list[str], list[str]]:
     return files, [s for s in spec if not s.endswith(".gin")]
 
 
-def _parse(files: list[str], bindings: list[str]) -> list[str]:
-    """Parses one arm's config into a cleared gin; returns its unused macros."""
-    import gin
-    from codeprop import main
-
-    gin.clear_config(clear_constants=True)
-    gin.add_config_file_search_path(".")
-    gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
-    return main.unused_macros()
-
-
 def parse_configs(specs: list[tuple[list[str], list[str]]]) -> list[str]:
     """The full gin config each (files, bindings) parses to (``gin.config_str()``, as
     ``config.gin`` records it); run in a child process: parsing clears gin's state."""
@@ -66,7 +57,7 @@ def parse_configs(specs: list[tuple[list[str], list[str]]]) -> list[str]:
 
     configs = []
     for files, bindings in specs:
-        if unused := _parse(files, bindings):
+        if unused := config_checks.parse(files, bindings):
             raise ValueError(
                 f"the arm {files + bindings} defines gin macros that nothing uses "
                 f"(misspelt?): {', '.join(unused)}"
@@ -77,14 +68,8 @@ def parse_configs(specs: list[tuple[list[str], list[str]]]) -> list[str]:
 
 def unused_macros_of(specs: list[tuple[list[str], list[str]]]) -> list[list[str]]:
     """Per (files, bindings): the macros its config defines and nothing uses
-    (`codeprop.main.unused_macros`); run in a child process: parsing clears gin's state."""
-    return [_parse(files, bindings) for files, bindings in specs]
-
-
-def macro_name(binding: str) -> str | None:
-    """``NAME`` of a macro binding ``NAME = value``; None for a parameter binding."""
-    name = binding.split("=", 1)[0].strip()
-    return name if "=" in binding and re.fullmatch(r"[A-Za-z_]\w*", name) else None
+    (`config_checks.unused_macros`); run in a child process: parsing clears gin's state."""
+    return [config_checks.parse(files, bindings) for files, bindings in specs]
 
 
 def _configs_in_child(

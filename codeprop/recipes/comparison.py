@@ -25,13 +25,14 @@ import time
 from codeprop.analysis import comparison as comparison_lib
 from codeprop.analysis import comparison_figures
 from codeprop.recipes import arms as arms_lib
+from codeprop.recipes import config_checks
 
 
 def _common_macros_where_used(specs: dict, bindings: list[str]) -> dict:
     """The specs with each common macro binding (e.g. ``EPOCHS = 2``) kept only for the
     arms whose config uses that macro (a bag-of-features arm has no epochs); a common
     macro that no arm uses is an error, as a misspelt one would be."""
-    common = {arms_lib.macro_name(b): b for b in bindings if arms_lib.macro_name(b)}
+    common = {config_checks.macro_name(b): b for b in bindings if config_checks.macro_name(b)}
     if not common:
         return specs
     unused = dict(zip(specs, arms_lib._configs_in_child(list(specs.values()), "unused_macros_of")))

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from codeprop import main
-from codeprop.recipes import arms, comparison
+from codeprop.recipes import arms, comparison, config_checks
 
 from conftest import REPO, run_side_by_side
 
@@ -155,8 +155,8 @@ def test_common_macro_bindings_go_to_the_arms_that_use_them(in_repo):
         [*FEATURES[1:], "MAX_FOLDS = 2"],
     )
     assert out["AST + GCN"] == specs["AST + GCN"]
-    assert arms.macro_name("EPOCHS = 2") == "EPOCHS"
-    assert arms.macro_name("gnn.GCNConfig.hidden_dim = 3") is None
+    assert config_checks.macro_name("EPOCHS = 2") == "EPOCHS"
+    assert config_checks.macro_name("gnn.GCNConfig.hidden_dim = 3") is None
     with pytest.raises(ValueError, match=r"macros that no arm uses \(misspelt\?\): \['EPOCHZ'\]"):
         misspelt = {n: (f, [*b[: len(b) - 2], "EPOCHZ = 2"]) for n, (f, b) in specs.items()}
         comparison._common_macros_where_used(misspelt, ["EPOCHZ = 2"])
