@@ -206,6 +206,10 @@ def main(argv):
             print(f"left out of the report: {name}: {reason}")
         print(f"report written to {results['report']}")
         return
+    if results.get("preempted"):  # SIGTERM: stopped at a safe point, resumable
+        print(json.dumps(results, indent=1))
+        print(f"stopped by SIGTERM; the same command resumes the run in {WORKDIR.value}")
+        return
     if "benchmark" not in results:  # pretraining
         print(json.dumps(results, indent=1))
         print(f"checkpoints and TensorBoard events in {WORKDIR.value}")

@@ -24,7 +24,10 @@ way for graphs and token sequences:
 A run that stops (killed, preempted, a crash) keeps its finished folds: the same command
 in the same workdir reads them back instead of training them again, when they were made
 with the same settings, protocol and split (their key); the results are those of a run
-that never stopped, training being seeded per fold.
+that never stopped, training being seeded per fold. SIGTERM stops a run cleanly after the
+current epoch (`codeprop.train.preemption`): `run` then returns ``{"preempted": True,
+...}`` and writes no results (a frozen encoder's fold, which has no epochs, finishes
+first).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from clu import metric_writers
 
 from codeprop.data import benchmarks, devmap, splits
 from codeprop.probes import report
-from codeprop.train import classifier, metrics, progress
+from codeprop.train import classifier, metrics, preemption, progress
 
 PROTOCOLS = splits.PROTOCOLS
 
@@ -50,7 +53,8 @@ FitFold = Callable[[dict[str, np.ndarray], np.ndarray | None, dict], tuple[dict,
 
 ``split`` holds the row indices ``train``/``validation``/``test`` (rows with an input
 only), ``aux`` the [N, A] auxiliary inputs or None, and ``fit_kwargs`` the keyword
-arguments to pass on to `codeprop.train.classifier.fit` (writer, step offset, progress).
+arguments to pass on to `codeprop.train.classifier.fit` (writer, step offset, progress,
+and ``stop``, true once SIGTERM arrived).
 ``result`` is what `fit` returned; ``extra`` holds fields added to the fold's record
 (e.g. the vocabulary size).
 """
@@ -212,42 +216,63 @@ def run(
         "train": vars(train),
         "protocol": [protocol, num_folds, split_seed, aux_inputs],
     }
-    for i, split in enumerate(fold_splits):
-        start = time.perf_counter()
-        without = int((~has_input[split["test"]]).sum())
-        split = {k: v[has_input[v]] for k, v in split.items()}
-        store = FoldStore(workdir, fold_key(key_settings, split))
-        saved = store.load(i)
-        if saved is not None:
-            fold, arrays = saved
-            reporter.reused_fold(i, fold, str(store.directory / f"fold_{i:03d}.json"))
-        else:
-            reporter.start_fold(i)
-            aux = aux_inputs_of(bench.examples, split["train"]) if aux_inputs else None
-            fit_kwargs = {
-                "writer": writer,
-                "step_offset": i * (train.epochs + 1),
-                "progress": reporter.epoch,
-                "embed_all": True,
-            }
-            result, extra = fit_fold(split, aux, fit_kwargs)
-            fold = fold_record(i, split, bench, result, start)
-            fold.update(test_without_input=without, **extra)
-            # As saved and read back, so that a resumed run's folds are the same objects.
-            fold = json.loads(json.dumps(fold, default=float))
-            arrays = {
-                "test_rows": split["test"],
-                "test_embeddings": result["test_embeddings"],
-                "rows": result["rows"],
-                "embeddings": result["embeddings"],
-            }
-            store.save(i, fold, arrays)
-            reporter.end_fold(fold)
-        folds.append(fold)
-        test_fold[split["test"]] = i
-        embeddings.append((split["test"], arrays["test_embeddings"]))
-        fold_embeddings.append((arrays["rows"], arrays["embeddings"]))
+
+    def run_folds(stop: preemption.Preemption) -> int | None:
+        """Runs or reads back each fold; the index of the fold SIGTERM stopped (in its
+        training, `preemption.Preempted`, or before it started), else None."""
+        for i, split in enumerate(fold_splits):
+            if stop.requested:
+                return i
+            start = time.perf_counter()
+            without = int((~has_input[split["test"]]).sum())
+            split = {k: v[has_input[v]] for k, v in split.items()}
+            store = FoldStore(workdir, fold_key(key_settings, split))
+            saved = store.load(i)
+            if saved is not None:
+                fold, arrays = saved
+                reporter.reused_fold(i, fold, str(store.directory / f"fold_{i:03d}.json"))
+            else:
+                reporter.start_fold(i)
+                aux = aux_inputs_of(bench.examples, split["train"]) if aux_inputs else None
+                fit_kwargs = {
+                    "writer": writer,
+                    "step_offset": i * (train.epochs + 1),
+                    "progress": reporter.epoch,
+                    "embed_all": True,
+                    "stop": lambda: stop.requested,
+                }
+                try:
+                    result, extra = fit_fold(split, aux, fit_kwargs)
+                except preemption.Preempted:
+                    return i
+                fold = fold_record(i, split, bench, result, start)
+                fold.update(test_without_input=without, **extra)
+                # As saved and read back, so that a resumed run's folds are the same objects.
+                fold = json.loads(json.dumps(fold, default=float))
+                arrays = {
+                    "test_rows": split["test"],
+                    "test_embeddings": result["test_embeddings"],
+                    "rows": result["rows"],
+                    "embeddings": result["embeddings"],
+                }
+                store.save(i, fold, arrays)
+                reporter.end_fold(fold)
+            folds.append(fold)
+            test_fold[split["test"]] = i
+            embeddings.append((split["test"], arrays["test_embeddings"]))
+            fold_embeddings.append((arrays["rows"], arrays["embeddings"]))
+        return None
+
+    with preemption.Preemption() as stop:
+        stopped = run_folds(stop)
     writer.flush()
+    if stopped is not None:
+        print(
+            f"SIGTERM: stopped in fold {stopped + 1} of {len(fold_splits)}; {len(folds)} "
+            f"finished folds are kept in {workdir / 'folds'} and the same command resumes "
+            "after them"
+        )
+        return {"preempted": True, "folds_finished": len(folds), "folds": len(fold_splits)}
     results = {
         "benchmark": bench.name,
         "representation": header["representation"],

@@ -20,7 +20,7 @@ import optax
 from clu import metric_writers
 
 from codeprop.models import gnn
-from codeprop.train import batchers, linear_head, partitioning, placement, steps
+from codeprop.train import batchers, linear_head, partitioning, placement, preemption, steps
 
 SELECTIONS = ("accuracy", "accuracy_then_loss", "loss")
 
@@ -194,6 +194,7 @@ def fit(
     progress: Callable[[dict], None] | None = None,
     embed_all: bool = False,
     memory_check: Callable | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> dict:
     """Trains `model` on one split with best-validation model selection.
 
@@ -214,6 +215,8 @@ def fit(
       embed_all: also embed the training and validation rows with the selected model.
       memory_check: called as ``memory_check(abstract_state, shardings, mesh)`` before
         the state is allocated (the LLM probe's memory plan), or None.
+      stop: checked after every epoch but the last; when it returns True (SIGTERM,
+        `codeprop.train.preemption`) the fit raises `preemption.Preempted`.
 
     Returns:
       ``params`` (best), ``num_params``, ``best_epoch``, ``best_validation_accuracy``,
@@ -284,6 +287,8 @@ def fit(
                 "epoch": epoch,
                 "params": state.params,
             }
+        if stop is not None and epoch < config.epochs and stop():
+            raise preemption.Preempted(f"stopped after epoch {epoch} of {config.epochs}")
     state = state.replace(params=best["params"])
     params = jax.device_get(best["params"])
     out = {
@@ -359,7 +364,8 @@ def fit_frozen(
       model, data, split, config, batcher, initial_params, embed_all, memory_check: as in
         `fit` (``config.epochs`` and the optimiser settings are not used).
       regularisations: the grid of the head's ``C``.
-      unused: `fit`'s writer, step offset and progress, accepted and ignored.
+      unused: `fit`'s writer, step offset, progress and stop, accepted and ignored (a
+        frozen fit has no epochs to stop between).
 
     Returns:
       As `fit`, with ``best_epoch`` 0, ``history`` the validation accuracy of each ``C``,

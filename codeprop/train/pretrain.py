@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import pathlib
-import signal
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -49,6 +48,7 @@ from flax import struct
 import gin
 from codeprop.models import decoder
 from codeprop.train import checkpointing, host_memory, optimizers, partitioning, progress
+from codeprop.train import preemption as preemption_lib
 
 FEATURES = (
     "decoder_input_tokens",
@@ -239,28 +239,6 @@ def _state_from(init_from, model_config, tx, shardings) -> TrainState:
 # ----------------------------------------------------------------------------- loop
 
 
-class _Preemption:
-    """Turns SIGTERM into a flag the loop checks after each step."""
-
-    def __init__(self):
-        self.requested = False
-
-    def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # Not the main thread: no handler.
-            self._previous = None
-        return self
-
-    def _handle(self, signum, frame):
-        del signum, frame
-        self.requested = True
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-
-
 @gin.configurable(denylist=["workdir"])
 def train(
     *,
@@ -369,7 +347,7 @@ def train(
         history: list[dict] = _read_history(workdir_path)
         last_good = int(state.step)
         window_start, window_tokens = time.perf_counter(), 0.0
-        with _Preemption() as preemption:
+        with preemption_lib.Preemption() as preemption:
             while int(state.step) < steps:
                 batch = jax.device_put(next(batches), batch_shardings)
                 state, metrics = step_fn(state, batch)

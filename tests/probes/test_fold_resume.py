@@ -91,3 +91,27 @@ def test_folds_of_other_settings_are_not_reused(raw_dir, tmp_path, monkeypatch):
     (tmp_path / "folds" / "fold_000.npz").write_bytes(b"not an npz")
     with pytest.raises(ValueError, match=r"fold_000.json: a saved fold that cannot be read"):
         main.run([GIN], [*bindings, "LEARNING_RATE = 0.003"], str(tmp_path))
+
+
+def test_sigterm_stops_after_the_epoch_and_the_run_resumes(raw_dir, tmp_path, monkeypatch):
+    bindings = [*_bindings(raw_dir), "EPOCHS = 6"]
+    command = [sys.executable, "-m", "codeprop.main", f"--workdir={tmp_path}", f"--gin_file={GIN}"]
+    command += [f"--gin_bindings={b}" for b in bindings]
+    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+    first = tmp_path / "folds" / "fold_000.json"
+    deadline = time.monotonic() + 600
+    while not first.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGTERM)
+    out, _ = child.communicate(timeout=300)
+    assert child.returncode == 0, out
+    assert "SIGTERM: stopped in fold" in out and '"preempted": true' in out
+    assert not (tmp_path / "results.json").exists()
+    assert not (tmp_path / "operative_config.gin").exists()  # not marked finished
+    saved = len(list((tmp_path / "folds").glob("fold_*.json")))
+    assert 1 <= saved < 4
+    calls = []
+    fit = classifier.fit
+    monkeypatch.setattr(classifier, "fit", lambda *a, **k: calls.append(1) or fit(*a, **k))
+    resumed = main.run([GIN], bindings, str(tmp_path))
+    assert len(calls) == 4 - saved and len(resumed["folds"]) == 4

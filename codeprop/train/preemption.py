@@ -1,0 +1,38 @@
+"""SIGTERM as a request to stop at the next safe point (a preemptible VM, a batch
+scheduler's time limit, ``kill``): pretraining saves a checkpoint and stops; a probe stops
+after the current epoch, keeping its finished folds (`codeprop.probes.protocol`)."""
+
+from __future__ import annotations
+
+import signal
+
+
+class Preemption:
+    """A context in which SIGTERM sets `requested` instead of ending the process.
+
+    Outside the main thread no handler can be installed: SIGTERM then keeps its previous
+    effect.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # Not the main thread: no handler.
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+class Preempted(Exception):
+    """Raised by a training loop that stopped because SIGTERM asked it to."""
