@@ -124,14 +124,15 @@ class FoldStore:
     def __init__(self, workdir: pathlib.Path, key: str):
         self.directory, self.key = workdir / "folds", key
 
-    def _paths(self, index: int) -> tuple[pathlib.Path, pathlib.Path]:
+    def paths(self, index: int) -> tuple[pathlib.Path, pathlib.Path]:
+        """(record, arrays) file of fold ``index``."""
         stem = self.directory / f"fold_{index:03d}"
         return stem.with_suffix(".json"), stem.with_suffix(".npz")
 
     def load(self, index: int) -> tuple[dict, dict] | None:
         """(record, arrays) of fold ``index`` saved under the same key, else None (a fold
         saved under another key is ignored and later overwritten)."""
-        record_path, arrays_path = self._paths(index)
+        record_path, arrays_path = self.paths(index)
         if not (record_path.is_file() and arrays_path.is_file()):
             return None
         try:
@@ -149,7 +150,7 @@ class FoldStore:
 
     def save(self, index: int, fold: dict, arrays: dict[str, np.ndarray]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        record_path, arrays_path = self._paths(index)
+        record_path, arrays_path = self.paths(index)
         partial = arrays_path.with_name(arrays_path.stem + ".partial.npz")
         np.savez(partial, **arrays)
         os.replace(partial, arrays_path)
@@ -230,7 +231,7 @@ def run(
             saved = store.load(i)
             if saved is not None:
                 fold, arrays = saved
-                reporter.reused_fold(i, fold, str(store.directory / f"fold_{i:03d}.json"))
+                reporter.reused_fold(i, fold, str(store.paths(i)[0]))
             else:
                 reporter.start_fold(i)
                 aux = aux_inputs_of(bench.examples, split["train"]) if aux_inputs else None

@@ -28,22 +28,25 @@ from codeprop.recipes import arms as arms_lib
 from codeprop.recipes import config_checks
 
 
-def _common_macros_where_used(specs: dict, bindings: list[str]) -> dict:
-    """The specs with each common macro binding (e.g. ``EPOCHS = 2``) kept only for the
-    arms whose config uses that macro (a bag-of-features arm has no epochs); a common
-    macro that no arm uses is an error, as a misspelt one would be."""
+def _with_common_bindings(specs: dict, bindings: list[str]) -> dict:
+    """Each arm's (files, own bindings) with ``bindings`` appended, a macro binding among
+    them (e.g. ``EPOCHS = 2``) only to the arms whose config uses that macro (a
+    bag-of-features arm has no epochs); a common macro that no arm uses is an error, as a
+    misspelt one would be."""
     common = {config_checks.macro_name(b): b for b in bindings if config_checks.macro_name(b)}
+    merged = {name: (files, [*own, *bindings]) for name, (files, own) in specs.items()}
     if not common:
-        return specs
-    unused = dict(zip(specs, arms_lib._configs_in_child(list(specs.values()), "unused_macros_of")))
+        return merged
+    unused = dict(zip(specs, arms_lib._configs_in_child(list(merged.values()), "unused_macros_of")))
     if nowhere := sorted(m for m in common if all(m in unused[name] for name in specs)):
         raise ValueError(f"bindings set gin macros that no arm uses (misspelt?): {nowhere}")
-    out = {}
-    for name, (files, arm_bindings) in specs.items():
-        drop = {common[m] for m in common if m in unused[name]}
-        own = arm_bindings[: len(arm_bindings) - len(bindings)]
-        out[name] = (files, own + [b for b in bindings if b not in drop])
-    return out
+    return {
+        name: (
+            files,
+            [*own, *(b for b in bindings if config_checks.macro_name(b) not in unused[name])],
+        )
+        for name, (files, own) in specs.items()
+    }
 
 
 def run_comparison(
@@ -89,10 +92,9 @@ def run_comparison(
     if unknown := sorted(set(arm_bindings) - set(specs)):
         raise ValueError(f"arm_bindings names arms that are not in arms: {unknown}")
     specs = {
-        name: (files, [*own, *arm_bindings.get(name, ()), *bindings])
-        for name, (files, own) in specs.items()
+        name: (files, [*own, *arm_bindings.get(name, ())]) for name, (files, own) in specs.items()
     }
-    specs = _common_macros_where_used(specs, list(bindings))
+    specs = _with_common_bindings(specs, list(bindings))
     arm_dirs, arm_runs = arms_lib.run_or_reuse(workdir, specs, rerun, run, parallel)
     start = time.perf_counter()
     result = comparison_lib.compare(
