@@ -24,7 +24,10 @@ side; gin/experiments/compare_*.gin), `codeprop.recipes.sweep.run_sweep` (a grid
 chosen on validation data; gin/experiments/sweep_*.gin) or `codeprop.train.pretrain.train`
 (sharded LM pretraining; gin/runs/pretrain.gin). The full config is written to
 ``<workdir>/config.gin`` before the run and the operative config to
-``<workdir>/operative_config.gin`` after it (a run that fails leaves none). Progress lines
+``<workdir>/operative_config.gin`` after it (a run that fails leaves none);
+``run_status.json`` says how the last run ended. One run at a time per workdir, and none
+where another experiment's outputs are (``--overwrite`` moves them aside first): see
+`codeprop.recipes.workdir`. Progress lines
 go to stdout; absl's INFO log is off unless ``--verbosity=0``.
 """
 
@@ -34,7 +37,6 @@ import argparse
 import dataclasses
 import json
 import os
-import pathlib
 import sys
 import tempfile
 
@@ -52,6 +54,12 @@ COORDINATOR = flags.DEFINE_string(
 )
 NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-host: this process's rank.")
+OVERWRITE = flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Run even where the workdir holds another experiment's outputs: they are moved to "
+    "<workdir>/replaced/<time>/ (a run of the same config resumes without it).",
+)
 GIN_SEARCH_PATHS = flags.DEFINE_multi_string(
     "gin_search_paths", ["."], "Directories where gin 'include' paths are looked up."
 )
@@ -148,12 +156,25 @@ ENTRY_POINTS = (
 )
 
 
-def run(gin_files: list[str], gin_bindings: list[str], workdir: str, search_paths=(".",)) -> dict:
-    """Parses the gin config and runs the experiment it configures; returns its results.
+def run(
+    gin_files: list[str],
+    gin_bindings: list[str],
+    workdir: str,
+    search_paths=(".",),
+    overwrite: bool = False,
+) -> dict:
+    """Parses the gin config and runs the experiment it configures in `workdir`, claimed
+    through `codeprop.recipes.workdir.claimed`; returns its results.
+
+    Args:
+      overwrite: run even where the workdir holds another experiment's outputs (they are
+        moved to ``<workdir>/replaced/``).
 
     Raises:
       ValueError: a required parameter was not set by the gin files or bindings, or a
         macro is defined that nothing uses.
+      codeprop.recipes.workdir.WorkdirError: the workdir holds another experiment's
+        outputs, or another run holds it (`WorkdirBusy`).
     """
     # A second run in one process (a notebook, the tests) starts from no bindings: the
     # entry point is chosen by what is bound.
@@ -173,15 +194,20 @@ def run(gin_files: list[str], gin_bindings: list[str], workdir: str, search_path
     missing = unset_required(fn)
     if missing:
         raise ValueError(f"required gin parameters not set: {', '.join(missing)}")
-    workdir_path = pathlib.Path(workdir)
-    workdir_path.mkdir(parents=True, exist_ok=True)
-    # A finished run is one with an operative config: a run that fails leaves none.
-    (workdir_path / "operative_config.gin").unlink(missing_ok=True)
-    (workdir_path / "config.gin").write_text(gin.config_str())
+    import jax
+
+    from codeprop.recipes import workdir as workdir_lib
+
     entry = gin.get_configurable(fn)
-    results = entry(workdir=workdir)
-    if not (isinstance(results, dict) and results.get("preempted")):  # stopped: unfinished
-        (workdir_path / "operative_config.gin").write_text(gin.operative_config_str())
+    if jax.process_index() != 0:  # multi-host: process 0 keeps the workdir's records
+        return entry(workdir=workdir)
+    # A finished run is one with an operative config: a run that fails leaves none.
+    with workdir_lib.claimed(workdir, gin.config_str(), overwrite) as claim:
+        results = entry(workdir=workdir)
+        if isinstance(results, dict) and results.get("preempted"):  # resumable
+            claim.stopped()
+        else:
+            claim.finished(gin.operative_config_str())
     return results
 
 
@@ -198,7 +224,9 @@ def main(argv):
     host_memory.keep_freed_memory()  # Before JAX starts its threads; see the module.
 
     distributed.initialize(COORDINATOR.value, NUM_PROCESSES.value, PROCESS_ID.value)
-    results = run(GIN_FILES.value, BINDINGS.value, WORKDIR.value, GIN_SEARCH_PATHS.value)
+    results = run(
+        GIN_FILES.value, BINDINGS.value, WORKDIR.value, GIN_SEARCH_PATHS.value, OVERWRITE.value
+    )
     if "arm_runs" in results:  # a comparison or a sweep
         for name, state in results["arm_runs"].items():
             print(f"{name}: {state}")

@@ -42,6 +42,14 @@ def raw_dir() -> pathlib.Path:
     return path
 
 
+@pytest.fixture()
+def in_repo(raw_dir, monkeypatch):
+    """Runs the test in the repository root (gin includes are relative to it) with
+    CODEPROP_DATA_DIR set to the raw data."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("CODEPROP_DATA_DIR", str(raw_dir))
+
+
 @pytest.fixture(scope="session")
 def tfds_dir(tmp_path_factory) -> pathlib.Path:
     return tmp_path_factory.mktemp("tfds")

@@ -9,9 +9,9 @@ the same input files: a checkpoint or tokenizer that the config names and that c
 since the run (its digest in ``inputs.json``) reruns it too.
 Otherwise the arm runs in a child process, its output passed through with the arm's name
 in front and kept in ``log.txt``. The code's version is not part of the key: after
-changing codeprop, rerun. Processes may share a workdir (two comparisons with common arms,
-a sweep beside a comparison): an arm's run holds a lock in its directory, and a process
-that finds the lock held waits and then reuses the finished run. The comparison
+changing codeprop, rerun. Processes may share an arms directory (two comparisons with
+common arms, a sweep beside a comparison): an arm's run holds a lock in its directory, and
+a process that finds the lock held waits and then reuses the finished run. The comparison
 (`codeprop.recipes.comparison`) and the sweeps (`codeprop.recipes.sweep`) run their arms
 through `run_or_reuse`.
 """
@@ -164,7 +164,9 @@ def run_arm(name: str, arm_dir: pathlib.Path, files: list[str], bindings: list[s
     """Runs one arm's experiment in a child process; its output lines get the arm's name
     in front and go to ``log.txt``, and ``run.json`` records the command, the code
     version, the start time, the seconds taken and the exit status. Returns the status."""
-    command = [sys.executable, "-m", "codeprop.main", f"--workdir={arm_dir}"]
+    # The arm's config changed when it runs again over a finished run: its old outputs
+    # are moved to replaced/ (`codeprop.recipes.workdir`); the same config resumes.
+    command = [sys.executable, "-m", "codeprop.main", f"--workdir={arm_dir}", "--overwrite"]
     command += [f"--gin_file={f}" for f in files] + [f"--gin_bindings={b}" for b in bindings]
     arm_dir.mkdir(parents=True, exist_ok=True)
     record = {
@@ -199,16 +201,17 @@ def run_record(arm_dir: pathlib.Path) -> dict:
 
 
 def run_or_reuse(
-    workdir: pathlib.Path,
+    arms_dir: pathlib.Path,
     arms: dict[str, tuple[list[str], list[str]]],
     rerun: bool = False,
     run: bool = True,
     parallel: int = 1,
 ) -> tuple[dict[str, pathlib.Path], dict[str, str]]:
-    """Runs or reuses every arm in ``workdir/arms/<slug>``.
+    """Runs or reuses every arm in ``arms_dir/<slug>``.
 
     Args:
-      workdir: the parent directory.
+      arms_dir: the directory of the arms' workdirs (several comparisons and sweeps may
+        share one: each arm runs in one process at a time).
       arms: name -> (gin files, bindings).
       rerun: run every arm even when a finished run of its config is there.
       run: False runs nothing (arms without a finished run are reported as not run).
@@ -223,7 +226,7 @@ def run_or_reuse(
     configs = dict(zip(arms, _configs_in_child(list(arms.values())), strict=True))
     arm_dirs, arm_runs, to_run = {}, {}, []
     for name in arms:
-        arm_dir = workdir / "arms" / slug(name)
+        arm_dir = pathlib.Path(arms_dir) / slug(name)
         arm_dirs[name] = arm_dir
         why = "rerun asked for" if rerun else is_finished(arm_dir, configs[name])
         if why is None:

@@ -64,11 +64,13 @@ def run_comparison(
     rerun: bool = False,
     run: bool = True,
     parallel: int = 1,
+    arms_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Runs or reuses every arm, then writes ``<workdir>/report/``.
 
     Args:
-      workdir: output directory; arms go to ``arms/<slug>``, the report to ``report/``.
+      workdir: output directory; arms go to ``arms/<slug>`` (see `arms_dir`), the report
+        to ``report/``.
       benchmark, protocol, split_seed: what every arm runs on (checked on its embeddings).
       arms: name -> gin files and bindings of the arm's experiment.
       bindings: added after every arm's own (e.g. ``EPOCHS = 2``, ``MAX_FOLDS = 2``); a
@@ -81,6 +83,8 @@ def run_comparison(
       rerun: run every arm even when a finished run of its config is there.
       run: False only reports the finished arms (the others are left out).
       parallel: how many arms run at once (for a machine with cores to spare).
+      arms_dir: where the arms run and are reused (default ``<workdir>/arms``); point
+        another comparison or a sweep at the same one to share the arms it has in common.
 
     Returns:
       The comparison (`codeprop.analysis.comparison.as_json`) with ``arm_runs`` (what
@@ -95,7 +99,9 @@ def run_comparison(
         name: (files, [*own, *arm_bindings.get(name, ())]) for name, (files, own) in specs.items()
     }
     specs = _with_common_bindings(specs, list(bindings))
-    arm_dirs, arm_runs = arms_lib.run_or_reuse(workdir, specs, rerun, run, parallel)
+    arm_dirs, arm_runs = arms_lib.run_or_reuse(
+        pathlib.Path(arms_dir) if arms_dir else workdir / "arms", specs, rerun, run, parallel
+    )
     start = time.perf_counter()
     result = comparison_lib.compare(
         arm_dirs, benchmark, protocol, split_seed, metric, tsne_classes, seed

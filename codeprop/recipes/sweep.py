@@ -52,6 +52,7 @@ def run_sweep(
     rerun: bool = False,
     run: bool = True,
     parallel: int = 1,
+    arms_dir: str | os.PathLike | None = None,
 ) -> dict:
     """Runs (or reuses) every point of the grid and chooses one on validation accuracy.
 
@@ -62,6 +63,8 @@ def run_sweep(
         ``gnn.GCNConfig.hidden_dim``) -> the values tried.
       bindings: added after every point's own (e.g. ``MAX_FOLDS = 2``).
       rerun, run, parallel: as in `codeprop.recipes.arms.run_or_reuse`.
+      arms_dir: where the points run and are reused (default ``<workdir>/arms``); a
+        comparison's arms directory shares the points that are its arms.
 
     Returns:
       ``points`` (per point: ``name``, ``bindings``, ``validation_accuracy`` or the
@@ -75,7 +78,9 @@ def run_sweep(
     for point in points:
         own = [f"{name} = {value!r}" for name, value in point.items()]
         specs[point_name(point)] = (files, [*base_bindings, *own, *bindings])
-    arm_dirs, arm_runs = arms_lib.run_or_reuse(workdir, specs, rerun, run, parallel)
+    arm_dirs, arm_runs = arms_lib.run_or_reuse(
+        pathlib.Path(arms_dir) if arms_dir else workdir / "arms", specs, rerun, run, parallel
+    )
     rows, left_out, finished = [], {}, {}
     for name, (_, point_bindings) in specs.items():
         path = arm_dirs[name] / "results.json"

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from codeprop import main
+from codeprop.recipes import workdir
 from codeprop.train import classifier
 
 from conftest import REPO
@@ -84,7 +85,12 @@ def test_folds_of_other_settings_are_not_reused(raw_dir, tmp_path, monkeypatch):
     calls = []
     fit = classifier.fit
     monkeypatch.setattr(classifier, "fit", lambda *a, **k: calls.append(1) or fit(*a, **k))
-    main.run([GIN], [*bindings, "LEARNING_RATE = 0.003"], str(tmp_path))
+    # Another experiment in this workdir: refused, then allowed (folds/ stays: its
+    # entries are keyed by their settings).
+    with pytest.raises(workdir.WorkdirError, match=r"\+ LEARNING_RATE = 0.003"):
+        main.run([GIN], [*bindings, "LEARNING_RATE = 0.003"], str(tmp_path))
+    assert calls == []
+    main.run([GIN], [*bindings, "LEARNING_RATE = 0.003"], str(tmp_path), overwrite=True)
     assert len(calls) == 1  # another learning rate: the fold is trained again
     main.run([GIN], [*bindings, "LEARNING_RATE = 0.003"], str(tmp_path))
     assert len(calls) == 1  # and now read back

@@ -8,7 +8,7 @@ import pytest
 from codeprop import main
 from codeprop.recipes import arms, comparison, config_checks
 
-from conftest import REPO, run_side_by_side
+from conftest import run_side_by_side
 
 FEATURES = ["gin/runs/features_probe.gin", "BENCHMARK = 'devmap/amd'", "PROTOCOL = 'kfold'"]
 ARMS = {
@@ -19,12 +19,6 @@ ARMS = {
         "CHECKPOINT = '/nonexistent/checkpoint'",
     ],
 }
-
-
-@pytest.fixture()
-def in_repo(raw_dir, monkeypatch):
-    monkeypatch.chdir(REPO)  # gin includes are relative to the repository root
-    monkeypatch.setenv("CODEPROP_DATA_DIR", str(raw_dir))
 
 
 def _compare(workdir, arms=ARMS, **kwargs):
@@ -64,6 +58,11 @@ def test_run_reuse_and_rerun(in_repo, tmp_path, capsys):
     assert second["arms"][1]["metrics"] == first["arms"][1]["metrics"]
     assert second["arms"][1]["measurements_reused"] and not first["arms"][1]["measurements_reused"]
     assert "measurements read back" in (tmp_path / "report" / "report.md").read_text()
+    # Another comparison pointed at these arms reuses them.
+    shared = _compare(tmp_path / "other", run=False, arms_dir=tmp_path / "arms")
+    assert shared["arm_runs"]["bag of bytes"] == "reused a finished run of the same config"
+    assert shared["arms"][1]["metrics"] == first["arms"][1]["metrics"]
+    assert not (tmp_path / "other" / "arms").exists()
 
     # One binding added to one arm: that arm runs again, the other is reused.
     bags = {name: ARMS[name] for name in ("bag of AST node types", "bag of bytes")}
@@ -73,6 +72,9 @@ def test_run_reuse_and_rerun(in_repo, tmp_path, capsys):
     assert third["arm_runs"]["bag of AST node types"].startswith("reused")
     config = (tmp_path / "arms" / "bag_of_bytes" / "config.gin").read_text()
     assert "regularisations = (0.1,)" in config
+    (replaced,) = (tmp_path / "arms" / "bag_of_bytes" / "replaced").iterdir()
+    assert "regularisations" not in (replaced / "config.gin").read_text()
+    assert (replaced / "results.json").is_file()  # the earlier run's, kept
     with pytest.raises(ValueError, match=r"not in arms: \['bag of graphs'\]"):
         _compare(tmp_path, bags, arm_bindings={"bag of graphs": ["EPOCHS = 1"]})
 
@@ -107,7 +109,7 @@ from codeprop.recipes import arms
 specs = {"bag of bytes": (["gin/runs/features_probe.gin"], [
     "BENCHMARK = 'devmap/amd'", "PROTOCOL = 'kfold'", "MAX_FOLDS = 2",
     "features_probe.run_features_probe.features = 'tokens'"])}
-_, runs = arms.run_or_reuse(__import__("pathlib").Path(sys.argv[1]), specs)
+_, runs = arms.run_or_reuse(__import__("pathlib").Path(sys.argv[1]) / "arms", specs)
 print(json.dumps(runs))
 """
 
