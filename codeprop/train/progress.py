@@ -74,8 +74,9 @@ class Progress:
             f"epoch {record['epoch']}/{self.epochs}",
             f"{rate:.1f} epochs/s" if rate >= 1 else f"{elapsed / record['epoch']:.1f} s/epoch",
         ]
-        if "steps" in record:
-            parts.append(f"{record['steps'] / elapsed:.0f} steps/s")
+        if record.get("steps"):
+            steps = record["steps"] / elapsed
+            parts.append(f"{steps:.0f} steps/s" if steps >= 1 else f"{1 / steps:.1f} s/step")
         parts.append(f"train loss {record['train_loss']:.3f}")
         if "validation_accuracy" in record:
             parts.append(f"val acc {_percent(record['validation_accuracy'])}")

@@ -45,3 +45,13 @@ def test_short_folds_print_only_their_end():
 
 def test_duration():
     assert [progress.duration(s) for s in (4.4, 65, 3725)] == ["4s", "1m 5s", "1h 2m"]
+
+
+def test_slow_epochs_and_steps_read_as_seconds_each():
+    clock, lines = Clock(), []
+    report = progress.Progress(1, epochs=10, every_seconds=30, write=lines.append, clock=clock)
+    report.start_fold(0)
+    clock.now = 300.0  # an LLM epoch of 35 steps on a CPU
+    report.epoch({"epoch": 1, "steps": 35, "train_loss": 0.7})
+    assert lines == ["fold 1/1  epoch 1/10  300.0 s/epoch  8.6 s/step  train loss 0.700"
+                     "  fold ETA 45m 0s"]  # fmt: skip
