@@ -226,6 +226,7 @@ def run_graph_probe(
     raw_dir: str | None = None,
     cache_dir: str | None = None,
     frozen: bool = False,
+    checkpoint_every: float = 600.0,
 ) -> dict:
     """Runs a graph probe on a benchmark and writes its results to `workdir`.
 
@@ -257,6 +258,8 @@ def run_graph_probe(
       frozen: the random-init baseline: the GNN keeps its initialisation (from
         ``train.seed``) and a linear head is trained on its embeddings
         (`codeprop.train.classifier.fit_frozen`); otherwise the GNN is trained.
+      checkpoint_every: least seconds of training between two saves of an unfinished
+        fold's training state, from which the same command resumes it (0: every epoch).
 
     Examples without a graph (a POJ-104 program that does not compile) are left out of
     every split and counted in the results (``data.graphs.examples_without_graph`` and
@@ -329,4 +332,5 @@ def run_graph_probe(
         split_seed=split_seed,
         max_folds=max_folds,
         aux_inputs=aux_inputs,
+        checkpoint_every=checkpoint_every,
     )

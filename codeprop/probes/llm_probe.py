@@ -94,6 +94,7 @@ def run_llm_probe(
     dtype: str | None = None,
     remat: str | None = None,
     device_memory_gib: float | None = None,
+    checkpoint_every: float = 600.0,
 ) -> dict:
     """Fine-tunes a decoder with a classification head on a benchmark; writes the results.
 
@@ -119,6 +120,8 @@ def run_llm_probe(
         ``'full'``), replacing the config's; None keeps it.
       device_memory_gib: the memory per device the plan must fit, in GiB; None takes
         what the device reports (accelerators do, CPUs do not: then nothing is refused).
+      checkpoint_every: least seconds of training between two saves of an unfinished
+        fold's training state, from which the same command resumes it (0: every epoch).
 
     Returns:
       The results dict also written to ``workdir/results.json``.
@@ -231,4 +234,5 @@ def run_llm_probe(
         split_seed=split_seed,
         max_folds=max_folds,
         aux_inputs=aux_inputs,
+        checkpoint_every=checkpoint_every,
     )

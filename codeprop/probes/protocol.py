@@ -19,15 +19,18 @@ way for graphs and token sequences:
      results.md       the same as Markdown tables, with published reference numbers
      embeddings.npz   each example's test embedding, label and test fold
      metrics/         per-epoch losses and accuracies (TensorBoard)
-     folds/           each finished fold's record and embeddings (`FoldStore`)
+     folds/           each finished fold's record and embeddings (`FoldStore`), and
+                      the unfinished fold's training state (``fold_<i>.training/``)
 
 A run that stops (killed, preempted, a crash) keeps its finished folds: the same command
 in the same workdir reads them back instead of training them again, when they were made
 with the same settings, protocol and split (their key); the results are those of a run
-that never stopped, training being seeded per fold. SIGTERM stops a run cleanly after the
-current epoch (`codeprop.train.preemption`): `run` then returns ``{"preempted": True,
-...}`` and writes no results (a frozen encoder's fold, which has no epochs, finishes
-first).
+that never stopped, training being seeded per fold. The fold it stopped in continues
+after its newest saved epoch (saved every `checkpoint_every` seconds of training,
+`codeprop.train.epoch_checkpoints`), again exactly. SIGTERM stops a run cleanly after the
+current epoch (`codeprop.train.preemption`), saving that epoch: `run` then returns
+``{"preempted": True, ...}`` and writes no results (a frozen encoder's fold, which has no
+epochs, finishes first).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from clu import metric_writers
 
 from codeprop.data import benchmarks, devmap, splits
 from codeprop.probes import report
-from codeprop.train import classifier, metrics, preemption, progress
+from codeprop.train import classifier, epoch_checkpoints, metrics, preemption, progress
 
 PROTOCOLS = splits.PROTOCOLS
 
@@ -148,6 +151,13 @@ class FoldStore:
             return None
         return saved["fold"], arrays
 
+    def training(self, index: int, every_seconds: float) -> epoch_checkpoints.EpochCheckpoints:
+        """Where fold ``index`` saves its training state between epochs until it is
+        finished: ``fold_<i>.training/`` (`epoch_checkpoints`), under the same key."""
+        return epoch_checkpoints.EpochCheckpoints(
+            self.directory / f"fold_{index:03d}.training", self.key, every_seconds
+        )
+
     def save(self, index: int, fold: dict, arrays: dict[str, np.ndarray]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         record_path, arrays_path = self.paths(index)
@@ -181,6 +191,7 @@ def run(
     max_folds: int | None = None,
     aux_inputs: bool = False,
     progress_every: float = 30.0,
+    checkpoint_every: float = 600.0,
 ) -> dict:
     """Runs a probe under the protocol and writes its result files.
 
@@ -196,6 +207,8 @@ def run(
       protocol, num_folds, split_seed, max_folds, aux_inputs: as in
         `codeprop.probes.graph_probe.run_graph_probe`.
       progress_every: least seconds between two in-fold progress lines.
+      checkpoint_every: least seconds of training between two saves of an unfinished
+        fold's training state (`FoldStore.training`; 0: after every epoch).
 
     Returns:
       The results dict also written to ``workdir/results.json``.
@@ -241,6 +254,7 @@ def run(
                     "progress": reporter.epoch,
                     "embed_all": True,
                     "stop": lambda: stop.requested,
+                    "checkpoints": store.training(i, checkpoint_every),
                 }
                 try:
                     result, extra = fit_fold(split, aux, fit_kwargs)
@@ -257,6 +271,7 @@ def run(
                     "embeddings": result["embeddings"],
                 }
                 store.save(i, fold, arrays)
+                fit_kwargs["checkpoints"].discard()
                 reporter.end_fold(fold)
             folds.append(fold)
             test_fold[split["test"]] = i

@@ -60,9 +60,13 @@ class WorkdirBusy(WorkdirError):
     """Another run holds the workdir's lock (message: its pid, host, start, command)."""
 
 
-HOW_NOT_WHAT = re.compile(r"^(\S+\.)?(run_comparison|run_sweep)\.(run|rerun|parallel) = ")
-"""Bindings that change how a comparison or sweep goes about its arms, not what it
-reports: a report of the finished arms only (``run = False``) is the same experiment."""
+HOW_NOT_WHAT = re.compile(
+    r"^(\S+\.)?((run_comparison|run_sweep)\.(run|rerun|parallel)"
+    r"|(run_graph_probe|run_llm_probe)\.checkpoint_every) = "
+)
+"""Bindings that change how a run goes about its work, not what it computes: a
+comparison's or sweep's report of the finished arms only (``run = False``) is the same
+experiment, as is a probe that saves its training state more often."""
 
 
 def significant_lines(config: str) -> list[str]:

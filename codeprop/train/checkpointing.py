@@ -85,11 +85,15 @@ def checkpoint_manager(workdir: pathlib.Path, keep: int) -> ocp.CheckpointManage
 def save(manager: ocp.CheckpointManager, state, batches_consumed: int) -> None:
     """Saves `state` (a pytree with a ``step``) and the data position; waits for it."""
     step = int(state.step)
+    save_step(manager, step, state, {"step": step, "batches_consumed": batches_consumed})
+
+
+def save_step(manager: ocp.CheckpointManager, step: int, state, progress: dict) -> None:
+    """Saves a pytree `state` and a JSON `progress` as checkpoint `step`; waits for it."""
     manager.save(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            progress=ocp.args.JsonSave({"step": step, "batches_consumed": batches_consumed}),
+            state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)
         ),
         force=True,
     )
@@ -130,6 +134,17 @@ def restore_latest(manager: ocp.CheckpointManager, shardings, abstract):
     target = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings
     )
+    restored = restore_newest(manager, target)
+    if restored is None:
+        return None
+    _, state, progress = restored
+    return state, int(progress["batches_consumed"])
+
+
+def restore_newest(manager: ocp.CheckpointManager, target) -> tuple[int, Any, dict] | None:
+    """(step, state, progress) of the newest checkpoint that restores into `target` (a
+    pytree of `jax.ShapeDtypeStruct` with shardings), or None; one that fails is moved
+    aside as `restore_latest` says."""
     for step in sorted(manager.all_steps(), reverse=True):
         try:
             restored = manager.restore(
@@ -145,7 +160,7 @@ def restore_latest(manager: ocp.CheckpointManager, shardings, abstract):
                 step, manager.directory, moved, error,
             )  # fmt: skip
             continue
-        return restored["state"], int(restored["progress"]["batches_consumed"])
+        return step, restored["state"], dict(restored["progress"])
     return None
 
 

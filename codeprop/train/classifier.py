@@ -20,7 +20,15 @@ import optax
 from clu import metric_writers
 
 from codeprop.models import gnn
-from codeprop.train import batchers, linear_head, partitioning, placement, preemption, steps
+from codeprop.train import (
+    batchers,
+    epoch_checkpoints,
+    linear_head,
+    partitioning,
+    placement,
+    preemption,
+    steps,
+)
 
 SELECTIONS = ("accuracy", "accuracy_then_loss", "loss")
 
@@ -195,6 +203,7 @@ def fit(
     embed_all: bool = False,
     memory_check: Callable | None = None,
     stop: Callable[[], bool] | None = None,
+    checkpoints: epoch_checkpoints.EpochCheckpoints | None = None,
 ) -> dict:
     """Trains `model` on one split with best-validation model selection.
 
@@ -217,6 +226,8 @@ def fit(
         the state is allocated (the LLM probe's memory plan), or None.
       stop: checked after every epoch but the last; when it returns True (SIGTERM,
         `codeprop.train.preemption`) the fit raises `preemption.Preempted`.
+      checkpoints: where the training state is saved between epochs (when due, and when
+        `stop` stops the fit) and resumed from, exactly (`epoch_checkpoints`), or None.
 
     Returns:
       ``params`` (best), ``num_params``, ``best_epoch``, ``best_validation_accuracy``,
@@ -254,7 +265,15 @@ def fit(
     history = []
     val_labels = data.labels[split["validation"]]
     per_call = None
-    for epoch in range(1, config.epochs + 1):
+    first_epoch = 1
+    resumed = checkpoints.restore(state, state.params) if checkpoints is not None else None
+    if resumed is not None:
+        state, best_params, saved = resumed
+        best = _best_from_json(saved["best"]) | {"params": best_params}
+        history, per_call = saved["history"], saved["per_call"]
+        shuffle.bit_generator.state = saved["shuffle"]
+        first_epoch = saved["epoch"] + 1
+    for epoch in range(first_epoch, config.epochs + 1):
         order = shuffle.permutation(split["train"])
         if per_call is None:  # Fixed for the run (one compilation), from the first epoch.
             epoch_steps = -(-batcher.num_batches(order) // config.accumulation)
@@ -287,7 +306,17 @@ def fit(
                 "epoch": epoch,
                 "params": state.params,
             }
-        if stop is not None and epoch < config.epochs and stop():
+        stopping = stop is not None and epoch < config.epochs and stop()
+        if checkpoints is not None and epoch < config.epochs and (stopping or checkpoints.due()):
+            saved = {
+                "epoch": epoch,
+                "best": _best_to_json(best),
+                "history": history,
+                "per_call": per_call,
+                "shuffle": shuffle.bit_generator.state,
+            }
+            checkpoints.save(epoch, state, best["params"], saved)
+        if stopping:
             raise preemption.Preempted(f"stopped after epoch {epoch} of {config.epochs}")
     state = state.replace(params=best["params"])
     params = jax.device_get(best["params"])
@@ -300,6 +329,21 @@ def fit(
         "budget": batcher.describe(),
     }
     return out | embed_split(state, batcher, split, embed_all, where)
+
+
+def _best_to_json(best: dict) -> dict:
+    """The best epoch's metrics as JSON (no infinities: the loss of no epoch yet)."""
+    loss = best["loss"]
+    return {"accuracy": best["accuracy"], "loss": None if np.isinf(loss) else loss,
+            "epoch": best["epoch"]}  # fmt: skip
+
+
+def _best_from_json(saved: dict) -> dict:
+    return {
+        "accuracy": saved["accuracy"],
+        "loss": np.inf if saved["loss"] is None else saved["loss"],
+        "epoch": saved["epoch"],
+    }
 
 
 def _check_placeable(batcher, where: placement.Placement) -> None:

@@ -42,30 +42,39 @@ def _without_seconds(tree):
 
 
 def test_a_killed_probe_resumes_after_its_finished_folds(raw_dir, tmp_path, monkeypatch):
-    bindings = _bindings(raw_dir)
+    # Three epochs a fold, the training state saved after each.
+    bindings = [*_bindings(raw_dir), "EPOCHS = 3", "llm_probe.run_llm_probe.checkpoint_every = 0"]
     whole = main.run([GIN], bindings, str(tmp_path / "whole"))
+    assert not list((tmp_path / "whole" / "folds").glob("*.training"))  # removed when done
 
-    # The same run in a child process, killed (SIGKILL) once two folds are saved.
+    # The same run in a child process, killed (SIGKILL) in the second fold, after the
+    # first of its epochs is saved.
     workdir = tmp_path / "killed"
     command = [sys.executable, "-m", "codeprop.main", f"--workdir={workdir}", f"--gin_file={GIN}"]
     command += [f"--gin_bindings={b}" for b in bindings]
     child = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    second = workdir / "folds" / "fold_001.json"
+    in_second = workdir / "folds" / "fold_001.training" / "checkpoints" / "1"
     deadline = time.monotonic() + 600
-    while not second.exists() and child.poll() is None and time.monotonic() < deadline:
+    while not in_second.exists() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     saved = sorted(p.name for p in (workdir / "folds").glob("fold_*.json"))
-    assert "fold_001.json" in saved and not (workdir / "results.json").exists()
+    assert "fold_000.json" in saved and not (workdir / "results.json").exists()
+    epochs_saved = max(int(p.name) for p in in_second.parent.iterdir() if p.name.isdigit())
+    assert 1 <= epochs_saved < 3 and "fold_001.json" not in saved
 
-    calls = []
-    fit = classifier.fit
+    calls, epochs = [], []
+    fit, train_epoch = classifier.fit, classifier.train_epoch
     monkeypatch.setattr(classifier, "fit", lambda *a, **k: calls.append(1) or fit(*a, **k))
+    monkeypatch.setattr(
+        classifier, "train_epoch", lambda *a, **k: epochs.append(1) or train_epoch(*a, **k)
+    )
     resumed = main.run([GIN], bindings, str(workdir))
     assert len(calls) == 4 - len(saved)  # only the folds that were not finished
+    assert len(epochs) == 3 * (4 - len(saved)) - epochs_saved  # fold 2 from its saved epoch
     assert _without_seconds(json.loads(json.dumps(resumed, default=float))) == _without_seconds(
         json.loads(json.dumps(whole, default=float))
     )

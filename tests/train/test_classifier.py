@@ -1,3 +1,5 @@
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -5,7 +7,7 @@ import pytest
 from codeprop.graphs import ast, batching
 from codeprop.models import gnn
 from codeprop.probes import graph_probe
-from codeprop.train import batchers, classifier
+from codeprop.train import batchers, classifier, epoch_checkpoints, preemption
 
 from conftest import SMALL_C_PROGRAMS
 
@@ -37,14 +39,19 @@ def test_overfits_eight_graphs(schedule):
     assert result["test_embeddings"].shape == (8, 32)
 
 
-def test_same_seed_same_bytes_and_rows_in_order():
+def _twelve_rows():
+    """A GCN with dropout, and 12 rows over 8 graphs (rows 8..11 reuse graphs 0..3 with
+    other labels) split 12/2/3: (model, data, split)."""
     cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=8, dropout_rate=0.1)
-    # 12 rows over 8 graphs: rows 8..11 reuse graphs 0..3 with other labels.
     graph_of = np.concatenate([np.arange(8), np.arange(4)])
     labels = np.concatenate([LABELS, 1 - LABELS[:4]])
     data, vocab_size = _data(cfg, labels, graph_of)
     split = {"train": np.arange(12), "validation": np.array([9, 1]), "test": np.array([11, 3, 5])}
-    model = graph_probe.make_model(cfg, data.inputs, vocab_size, 2)
+    return graph_probe.make_model(cfg, data.inputs, vocab_size, 2), data, split
+
+
+def test_same_seed_same_bytes_and_rows_in_order():
+    model, data, split = _twelve_rows()
     config = classifier.TrainConfig(epochs=3, batch_size=3, learning_rate=0.01, seed=7)
     a = classifier.fit(model, data, split, config)
     b = classifier.fit(model, data, split, config)
@@ -138,3 +145,60 @@ def test_fit_frozen_trains_only_a_linear_head_on_the_initial_encoder():
     assert "head" not in frozen["params"] and frozen["best_epoch"] == 0
     assert frozen["regularisation"] in (0.01, 0.1, 1.0, 10.0)
     assert frozen["test_logits"].shape == (1, 2)
+
+
+def test_a_stopped_fit_resumes_from_its_saved_epoch_exactly(tmp_path):
+    model, data, split = _twelve_rows()
+    # A cosine schedule and shuffling: the resumed epochs depend on the step and the
+    # generator's state, not only on the parameters.
+    config = classifier.TrainConfig(
+        epochs=6, batch_size=3, learning_rate=0.01, seed=7, schedule="cosine", warmup_epochs=1
+    )
+    whole = classifier.fit(model, data, split, config)
+
+    saves = epoch_checkpoints.EpochCheckpoints(tmp_path / "fold", "key-1", every_seconds=0)
+    epochs_run = []
+    with pytest.raises(preemption.Preempted, match="after epoch 4 of 6"):
+        classifier.fit(
+            model, data, split, config, checkpoints=saves,
+            progress=lambda r: epochs_run.append(r["epoch"]), stop=lambda: len(epochs_run) == 4,
+        )  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "fold" / "checkpoints").iterdir()) == ["4"]
+    resumed = classifier.fit(
+        model, data, split, config, checkpoints=saves,
+        progress=lambda r: epochs_run.append(r["epoch"]),
+    )  # fmt: skip
+    assert epochs_run == [1, 2, 3, 4, 5, 6]  # the second fit ran epochs 5 and 6 only
+    assert resumed["history"] == whole["history"]
+    assert resumed["best_epoch"] == whole["best_epoch"]
+    np.testing.assert_array_equal(resumed["test_logits"], whole["test_logits"])
+    for a, b in zip(jax.tree.leaves(resumed["params"]), jax.tree.leaves(whole["params"])):
+        np.testing.assert_array_equal(a, b)
+
+    # Saved state of other settings is deleted, not used.
+    other = epoch_checkpoints.EpochCheckpoints(tmp_path / "fold", "key-2", every_seconds=0)
+    epochs_run.clear()
+    classifier.fit(model, data, split, config, checkpoints=other,
+                   progress=lambda r: epochs_run.append(r["epoch"]))  # fmt: skip
+    assert epochs_run == [1, 2, 3, 4, 5, 6]
+    assert json.loads((tmp_path / "fold" / "key.json").read_text()) == {"key": "key-2"}
+
+
+def test_a_corrupt_saved_epoch_is_moved_aside_and_the_fit_starts_over(tmp_path):
+    cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=8)
+    data, vocab_size = _data(cfg)
+    everything = np.arange(8)
+    split = {"train": everything, "validation": everything, "test": everything}
+    model = graph_probe.make_model(cfg, data.inputs, vocab_size, 2)
+    config = classifier.TrainConfig(epochs=3, batch_size=4)
+    saves = epoch_checkpoints.EpochCheckpoints(tmp_path / "fold", "k", every_seconds=0)
+    with pytest.raises(preemption.Preempted):
+        classifier.fit(model, data, split, config, checkpoints=saves, stop=lambda: True)
+    for path in (tmp_path / "fold" / "checkpoints" / "1").rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"garbage")
+    epochs_run = []
+    classifier.fit(model, data, split, config, checkpoints=saves,
+                   progress=lambda r: epochs_run.append(r["epoch"]))  # fmt: skip
+    assert epochs_run == [1, 2, 3]
+    assert [p.name for p in (tmp_path / "fold" / "checkpoints_unrestorable").iterdir()] == ["1-0"]
