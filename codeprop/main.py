@@ -172,7 +172,7 @@ def run(
 
     Raises:
       ValueError: a required parameter was not set by the gin files or bindings, or a
-        macro is defined that nothing uses.
+        binding defines a macro or binds a configurable that nothing uses.
       codeprop.recipes.workdir.WorkdirError: the workdir holds another experiment's
         outputs, or another run holds it (`WorkdirBusy`).
     """
@@ -191,6 +191,12 @@ def run(
             "run file reads are listed in its header"
         )
     fn = entry_point()
+    unused = config_checks.unused_bindings(gin_bindings, f"{fn.__module__}.{fn.__qualname__}")
+    if unused:
+        raise ValueError(
+            f"bindings of configurables that this experiment never calls ({fn.__name__} "
+            f"does not reach them): {'; '.join(unused)}"
+        )
     missing = unset_required(fn)
     if missing:
         raise ValueError(f"required gin parameters not set: {', '.join(missing)}")

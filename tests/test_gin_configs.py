@@ -226,6 +226,45 @@ def test_no_experiment_defines_a_macro_that_nothing_uses(path):
     assert config_checks.unused_macros() == []
 
 
+def test_a_binding_of_a_configurable_the_experiment_never_calls_is_an_error(tmp_path):
+    from codeprop import main
+
+    programl = str(REPO / "gin/experiments/devmap_amd_programl_rgcn.gin")
+    dead = "gnn.GCNConfig.hidden_dim = 64"  # the GCN of the AST runs; this one is an R-GCN
+    with pytest.raises(ValueError, match=r"never calls \(run_graph_probe does not reach them\): "
+                       r"gnn.GCNConfig.hidden_dim = 64$"):  # fmt: skip
+        main.run([programl], [dead], str(tmp_path / "run"), [str(REPO)])
+    assert not (tmp_path / "run").exists()  # refused before the workdir was made
+    live = ["rgcn.RGCNConfig.num_bases = 2", "classifier.TrainConfig.epochs = 3"]
+    gin.parse_config_files_and_bindings([programl], [*live, dead], finalize_config=False)
+    entry = "codeprop.probes.graph_probe.run_graph_probe"
+    assert config_checks.unused_bindings([*live, dead], entry) == [dead]
+    # Statically registered configurables (pretraining's loop) and what they reference.
+    gin.clear_config(clear_constants=True)
+    code_lm = [
+        "pretrain.train.log_every = 5",
+        "optimizers.OptimizerConfig.warmup_steps = 10",
+        "decoder.DecoderConfig.num_layers = 2",
+    ]
+    gin.parse_config_files_and_bindings(
+        [str(REPO / "gin/experiments/code_lm.gin")], code_lm, finalize_config=False
+    )
+    assert config_checks.unused_bindings(code_lm, "codeprop.recipes.code_lm.run") == []
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+def test_every_configurable_an_experiment_binds_is_one_it_calls(path):
+    from codeprop import main
+    from gin import config as gin_config
+
+    gin.parse_config_files_and_bindings([str(path)], [], finalize_config=False)
+    fn = main.entry_point()
+    reached = config_checks.reachable(f"{fn.__module__}.{fn.__qualname__}")
+    bound = {selector for _, selector in gin_config._CONFIG if selector != "gin.macro"}
+    assert fn.__module__ + "." + fn.__qualname__ in reached
+    assert bound - reached == set()
+
+
 def test_both_entry_points_at_once_is_an_error(tmp_path):
     from codeprop import main
 

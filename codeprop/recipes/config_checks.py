@@ -4,6 +4,12 @@ gin refuses a misspelt parameter name, but a misspelt *macro* (``EPOCHZ = 1`` wh
 run file reads ``%EPOCHS``) is a new macro that nothing reads: the run would go on with the
 default. `unused_macros` finds such macros; `codeprop.main` refuses a run whose bindings
 define one, and `codeprop.recipes.arms` an arm of a comparison or sweep.
+
+Likewise a binding of a real parameter of a configurable that the experiment never calls
+(``gnn.GCNConfig.hidden_dim = 64`` in a ProGraML run, whose model is an
+``rgcn.RGCNConfig``): with gin's dynamic registration a binding acts only where the
+configurable is reached through the config's references (``@gnn.GCNConfig()``) from the
+entry point. `unused_bindings` finds them; `codeprop.main` refuses them.
 """
 
 from __future__ import annotations
@@ -56,3 +62,74 @@ def parse(files: list[str], bindings: list[str]) -> list[str]:
     gin.add_config_file_search_path(".")
     gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
     return unused_macros(bindings)
+
+
+def _selector(reference) -> str:
+    return reference.configurable.selector
+
+
+def reachable(entry: str) -> set[str]:
+    """The selectors of the configurables that the parsed config reaches from the entry
+    point `entry` (a full selector, e.g. ``codeprop.probes.graph_probe.run_graph_probe``)
+    and from the statically registered configurables, through references (``@name``,
+    ``@name()``), also through macros."""
+    from gin import config as gin_config  # gin has no public walk over its bindings
+
+    by_selector: dict[str, list[dict]] = {}
+    for (scope, selector), params in gin_config._CONFIG.items():
+        key = f"gin.macro:{scope}" if selector == "gin.macro" else selector
+        by_selector.setdefault(key, []).append(params)
+    # A statically registered configurable (``@gin.configurable`` in codeprop, e.g.
+    # `codeprop.train.pretrain.train`) takes its bindings wherever codeprop calls it.
+    static = [
+        key for key in by_selector
+        if not key.startswith("gin.macro:") and gin_config._REGISTRY.get_match(key) is not None
+        and gin_config._REGISTRY.get_match(key).import_source is None
+    ]  # fmt: skip
+    seen, stack = set(), [entry, *static]
+
+    def walk(value):
+        if isinstance(value, gin_config.ConfigurableReference):
+            if value.selector == "gin.macro":
+                stack.extend(f"gin.macro:{name}" for name in value.scopes)
+            else:
+                stack.append(_selector(value))
+        elif isinstance(value, (list, tuple, set)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    while stack:
+        selector = stack.pop()
+        if selector in seen:
+            continue
+        seen.add(selector)
+        for params in by_selector.get(selector, ()):
+            for value in params.values():
+                walk(value)
+    return {s for s in seen if not s.startswith("gin.macro:")}
+
+
+def unused_bindings(bindings: list[str], entry: str) -> list[str]:
+    """The parameter bindings among `bindings` (``name.param = value``, scoped or not)
+    whose configurable the experiment of entry point `entry` never reaches."""
+    from gin import config as gin_config
+
+    reached = reachable(entry)
+    unused = []
+    for binding in bindings:
+        if "=" not in binding or macro_name(binding):
+            continue
+        target = binding.split("=", 1)[0].strip().rsplit("/", 1)[-1]
+        if "." not in target:
+            continue
+        name = target.rsplit(".", 1)[0]
+        try:
+            selector = gin_config._REGISTRY.get_match(name).selector
+        except (KeyError, ValueError, AttributeError):
+            continue  # not a configurable gin knows: gin itself says so
+        if selector not in reached:
+            unused.append(binding.strip())
+    return unused
