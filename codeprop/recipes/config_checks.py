@@ -25,6 +25,21 @@ def macro_name(binding: str) -> str | None:
     return name if "=" in binding and re.fullmatch(r"[A-Za-z_]\w*", name) else None
 
 
+def references(value):
+    """The gin references (``@name``, ``%MACRO``) in a bound value, at any depth of its
+    lists, tuples, sets and dicts (a dict of parameters: in its values)."""
+    from gin import config as gin_config  # gin has no public walk over its bindings
+
+    if isinstance(value, gin_config.ConfigurableReference):
+        yield value
+    elif isinstance(value, (list, tuple, set)):
+        for item in value:
+            yield from references(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from references(item)
+
+
 def unused_macros(bindings: list[str] | None = None) -> list[str]:
     """Macros of the parsed config (``NAME = value``) that no binding or other macro
     refers to (``%NAME``); with ``bindings``, only those that these bindings define (a
@@ -33,23 +48,12 @@ def unused_macros(bindings: list[str] | None = None) -> list[str]:
     from gin import config as gin_config  # gin has no public walk over its bindings
 
     defined, used = set(), set()
-
-    def walk(value):
-        if isinstance(value, gin_config.ConfigurableReference):
-            if value.selector == "gin.macro":
-                used.update(value.scopes)
-        elif isinstance(value, (list, tuple, set)):
-            for item in value:
-                walk(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-
     for (scope, selector), params in gin_config._CONFIG.items():
         if selector == "gin.macro":
             defined.add(scope)
-        for value in params.values():
-            walk(value)
+        for reference in references(params):
+            if reference.selector == "gin.macro":
+                used.update(reference.scopes)
     if bindings is not None:
         defined &= {macro_name(b) for b in bindings}
     return sorted(defined - used)
@@ -62,10 +66,6 @@ def parse(files: list[str], bindings: list[str]) -> list[str]:
     gin.add_config_file_search_path(".")
     gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
     return unused_macros(bindings)
-
-
-def _selector(reference) -> str:
-    return reference.configurable.selector
 
 
 def reachable(entry: str) -> set[str]:
@@ -87,28 +87,17 @@ def reachable(entry: str) -> set[str]:
         and gin_config._REGISTRY.get_match(key).import_source is None
     ]  # fmt: skip
     seen, stack = set(), [entry, *static]
-
-    def walk(value):
-        if isinstance(value, gin_config.ConfigurableReference):
-            if value.selector == "gin.macro":
-                stack.extend(f"gin.macro:{name}" for name in value.scopes)
-            else:
-                stack.append(_selector(value))
-        elif isinstance(value, (list, tuple, set)):
-            for item in value:
-                walk(item)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-
     while stack:
         selector = stack.pop()
         if selector in seen:
             continue
         seen.add(selector)
         for params in by_selector.get(selector, ()):
-            for value in params.values():
-                walk(value)
+            for reference in references(params):
+                if reference.selector == "gin.macro":
+                    stack.extend(f"gin.macro:{name}" for name in reference.scopes)
+                else:
+                    stack.append(reference.configurable.selector)
     return {s for s in seen if not s.startswith("gin.macro:")}
 
 
