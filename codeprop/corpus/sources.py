@@ -21,10 +21,12 @@ losing them. Source specs (the ``--source`` values of ``python -m codeprop.corpu
 from __future__ import annotations
 
 import dataclasses
+import errno
 import glob
 import gzip
 import json
 import os
+import stat
 import sys
 import sysconfig
 from collections.abc import Iterator
@@ -77,6 +79,7 @@ LANGUAGES = {
     ".ml": "ocaml",
     ".d": "d",
 }
+NUL = b"\0"
 MAX_READ_BYTES = 10 * 2**20  # Larger files are not read (dropped as too large).
 
 
@@ -109,6 +112,26 @@ def language_of(path: str) -> str:
     return LANGUAGES.get(os.path.splitext(path)[1].lower(), "unknown")
 
 
+def text_problem(data: bytes) -> str | None:
+    """Why bytes are not a text document (NUL bytes, not UTF-8), or None: the same rule
+    for every source format. Reasons are categories (the ledger counts by reason)."""
+    if b"\0" in data:
+        return "binary (NUL bytes)"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    return None
+
+
+def _document(doc_id: str, path: str, language: str, data: bytes) -> Document:
+    """A document of `data`, or an unreadable one when `text_problem` says so."""
+    problem = text_problem(data)
+    if problem:
+        return Document(doc_id, path, language, None, problem, len(data))
+    return Document(doc_id, path, language, data.decode("utf-8"), size=len(data))
+
+
 def _read_file(path: Path, doc_id: str) -> Document:
     name = str(path)
     try:
@@ -118,13 +141,7 @@ def _read_file(path: Path, doc_id: str) -> Document:
         data = path.read_bytes()
     except OSError as error:
         return Document(doc_id, name, language_of(name), None, f"unreadable: {error.strerror}")
-    if b"\0" in data:
-        return Document(doc_id, name, language_of(name), None, "binary (NUL bytes)", len(data))
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return Document(doc_id, name, language_of(name), None, "not UTF-8", len(data))
-    return Document(doc_id, name, language_of(name), text, size=len(data))
+    return _document(doc_id, name, language_of(name), data)
 
 
 def read_files(spec: str, paths: list[Path], root: Path | None = None) -> Iterator[Document]:
@@ -134,24 +151,102 @@ def read_files(spec: str, paths: list[Path], root: Path | None = None) -> Iterat
         yield _read_file(path, f"{spec}:{relative}")
 
 
+SPECIAL = {
+    stat.S_IFIFO: "fifo",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+}
+
+
+def walk(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Every entry under the directory `root`: (the regular files, sorted; every other
+    entry that is not a directory walked, with the reason it gives no document).
+
+    Symlinks are followed, to files and directories; a directory reached a second time
+    (a symlink loop, or a link to a directory already walked) is reported, not walked
+    again. Reported: unreadable directories, dangling symlinks, symlink loops, and
+    special files (fifos, sockets, devices: never opened).
+    """
+    files, problems, walked = [], [], set()
+
+    def visit(directory: Path) -> None:
+        try:
+            info = directory.stat()
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as error:
+            problems.append((directory, f"unreadable directory: {error.strerror}"))
+            return
+        if (info.st_dev, info.st_ino) in walked:
+            problems.append((directory, "a directory already walked (symlink loop or alias)"))
+            return
+        walked.add((info.st_dev, info.st_ino))
+        for entry in entries:
+            path = Path(entry.path)
+            try:
+                mode = os.stat(path).st_mode  # follows symlinks
+            except OSError as error:
+                if error.errno == errno.ELOOP:
+                    problems.append((path, "symlink loop"))
+                elif entry.is_symlink():
+                    problems.append((path, "dangling symlink"))
+                else:
+                    problems.append((path, f"unreadable: {error.strerror}"))
+                continue
+            if stat.S_ISDIR(mode):
+                visit(path)
+            elif stat.S_ISREG(mode):
+                files.append(path)
+            else:
+                problems.append((path, f"special file ({SPECIAL.get(stat.S_IFMT(mode), 'other')})"))
+
+    visit(root)
+    return sorted(files), problems
+
+
+def problem_documents(spec: str, root: Path, problems: list[tuple[Path, str]]) -> list[Document]:
+    """An unreadable document, with its reason, for each entry `walk` reported."""
+    documents = []
+    for path, reason in problems:
+        name, relative = str(path), path.relative_to(root) if path != root else Path(".")
+        documents.append(Document(f"{spec}:{relative}", name, language_of(name), None, reason))
+    return documents
+
+
+def read_directory(spec: str, root: Path) -> list[Document]:
+    """Documents of every file under `root` (`walk`), then an unreadable document for
+    every other entry the walk met (`problem_documents`)."""
+    files, problems = walk(root)
+    return [*read_files(spec, files, root), *problem_documents(spec, root, problems)]
+
+
 def read_jsonl(path: Path) -> Iterator[Document]:
-    """Documents of a JSONL file in The Stack's layout; bad lines are unreadable documents."""
+    """Documents of a JSONL file in The Stack's layout; bad lines are unreadable
+    documents, and so is a line or a content that is not text (`text_problem`: invalid
+    UTF-8 or a NUL byte, as for a file of a directory; a JSON escape such as ``\\udc80``
+    that encodes no character counts as invalid UTF-8)."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, start=1):
+    with opener(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
             doc_id = f"{path}:{number}"
             try:
-                record = json.loads(line)
+                record = json.loads(raw.decode("utf-8"))
                 content = record["content"]
                 if not isinstance(content, str):
                     raise TypeError("content is not a string")
+            except UnicodeDecodeError:
+                reason = "bad JSONL line: " + str(text_problem(raw.replace(NUL, b" ")))
+                yield Document(doc_id, str(path), "unknown", None, reason, len(raw))
+                continue
             except (json.JSONDecodeError, KeyError, TypeError) as error:
                 reason = f"bad JSONL line: {type(error).__name__}: {error}"
-                yield Document(doc_id, str(path), "unknown", None, reason[:200], len(line))
+                yield Document(doc_id, str(path), "unknown", None, reason[:200], len(raw))
                 continue
             doc_path = record.get("path") or record.get("max_stars_repo_path") or ""
             language = (record.get("lang") or record.get("language") or "").lower()
-            yield Document(doc_id, doc_path, language or language_of(doc_path), content)
+            language = language or language_of(doc_path)
+            data = content.encode("utf-8", errors="surrogatepass")
+            yield _document(doc_id, doc_path, language, data)
 
 
 def read_tfds(
@@ -167,11 +262,11 @@ def read_tfds(
     dataset = tfds.load(name, split=split, data_dir=data_dir)
     for number, example in enumerate(tfds.as_numpy(dataset)):
         value = example[field]
-        text = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+        data = value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
         lang = language or example.get("lang", b"")
-        lang = lang.decode() if isinstance(lang, bytes) else str(lang or "")
+        lang = lang.decode(errors="replace") if isinstance(lang, bytes) else str(lang or "")
         doc_id, path = f"tfds:{name}:{split}:{number}", f"{name}/{split}/{number}"
-        yield Document(doc_id, path, lang or "unknown", text)
+        yield _document(doc_id, path, lang or "unknown", data)
 
 
 def default_roots() -> list[tuple[str, Path]]:
@@ -201,14 +296,22 @@ def default_corpus(max_files_per_root: int | None = None) -> tuple[list[Document
     documents, listing = [], []
     for name, root in default_roots():
         skip = {"__pycache__", "site-packages", "dist-packages"}  # stdlib only, not add-ons
-        files = sorted(
-            p
-            for p in root.rglob("*")
-            if p.suffix in code and p.is_file() and not skip.intersection(p.relative_to(root).parts)
-        )
+        files, problems = walk(root)
+        files = [
+            p for p in files
+            if p.suffix in code and not skip.intersection(p.relative_to(root).parts)
+        ]  # fmt: skip
         if max_files_per_root is not None:
             files = files[:max_files_per_root]
         documents.extend(read_files(f"default/{name}", files, root))
+        # What the walk met that would have been code (or held some): reported, unless
+        # the corpus is capped (then the cap decides, not the walk).
+        if max_files_per_root is None:
+            problems = [
+                (path, reason) for path, reason in problems
+                if path.suffix in code or reason.startswith(("unreadable directory", "a dir"))
+            ]  # fmt: skip
+            documents.extend(problem_documents(f"default/{name}", root, problems))
         listing.append({"name": name, "path": str(root), "files": len(files)})
     return documents, listing
 
@@ -290,8 +393,7 @@ def read(spec: str, max_files_per_root: int | None = None) -> tuple[list[Documen
     if path.is_file() and (spec.endswith(".jsonl") or spec.endswith(".jsonl.gz")):
         return list(read_jsonl(path)), {"source": spec}
     if path.is_dir():
-        files = [p for p in path.rglob("*") if p.is_file()]
-        return list(read_files(spec, files, path)), {"source": spec}
+        return read_directory(spec, path), {"source": spec}
     if path.is_file():
         return list(read_files(spec, [path], path.parent)), {"source": spec}
     matches = [Path(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]

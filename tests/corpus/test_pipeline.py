@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 
 from test_stages import GOOD_PY
 
@@ -141,3 +142,57 @@ def test_bad_inputs_are_counted_drops_and_the_run_is_deterministic(tmp_path):
     pipeline.run([str(repo)], tmp_path / "b")
     for name in ("kept.jsonl", "dropped.jsonl"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_every_entry_a_directory_walk_meets_is_accounted_for(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    (repo / "src" / "ok.c").write_text("int main(void) { return 0; }\n")
+    (repo / "src" / "linked.c").symlink_to(repo / "src" / "ok.c")  # a link to a file: read
+    (repo / "gone.c").symlink_to(repo / "nowhere.c")
+    (repo / "self.c").symlink_to(repo / "self.c")
+    (repo / "loop").symlink_to(repo)  # a directory reached again
+    os.mkfifo(repo / "pipe.c")  # never opened: reading it would block
+    locked = repo / "locked"
+    locked.mkdir()
+    (locked / "secret.c").write_text("int x;\n")
+    locked.chmod(0)
+    try:
+        readable = os.access(locked, os.R_OK)  # root reads it anyway
+        report = pipeline.run([str(repo)], tmp_path / "out")
+    finally:
+        locked.chmod(0o755)
+    dropped = {
+        r["path"].split("repo/", 1)[1]: r["reason"]
+        for r in _jsonl(tmp_path / "out" / "dropped.jsonl")
+    }
+    kept = sorted(r["path"].split("repo/", 1)[1] for r in _jsonl(tmp_path / "out" / "kept.jsonl"))
+    assert dropped["gone.c"] == "dangling symlink"
+    assert dropped["self.c"] == "symlink loop"
+    assert dropped["loop"] == "a directory already walked (symlink loop or alias)"
+    assert dropped["pipe.c"] == "special file (fifo)"
+    if not readable:
+        assert dropped["locked"] == "unreadable directory: Permission denied"
+    # Every entry once: the two files (a link to a file is read), the four problems, and
+    # the locked directory (or, where it is readable after all, its file).
+    assert sorted([*kept, *dropped]) == sorted(
+        ["src/ok.c", "src/linked.c", "gone.c", "self.c", "loop", "pipe.c"]
+        + ["locked/secret.c" if readable else "locked"]
+    )
+    assert report["totals"]["documents"] == 7
+
+
+def test_jsonl_text_is_never_altered(tmp_path):
+    dump = tmp_path / "dump.jsonl"
+    good = json.dumps({"content": "int main(void) { return 0; }\n", "path": "a.c"}).encode()
+    nul = json.dumps({"content": "int x;\u0000\n", "path": "nul.c"}).encode()
+    lone = b'{"content": "x = \\udc80\\n", "path": "lone.py"}'  # no character
+    dump.write_bytes(b"\n".join([good, b'{"content": "caf\xe9", "path": "latin.c"}', nul, lone]))
+    docs = list(sources.read_jsonl(dump))
+    assert [d.error for d in docs] == [
+        None,
+        "bad JSONL line: not UTF-8",
+        "binary (NUL bytes)",
+        "not UTF-8",
+    ]
+    assert docs[0].content == "int main(void) { return 0; }\n"
