@@ -39,6 +39,7 @@ import pathlib
 import numpy as np
 
 from codeprop.analysis import embedding_files, linear_probe, silhouette, tsne
+from codeprop.data import json_files
 from codeprop.probes import references
 
 KINDS = ("structured", "LLM", "baseline")
@@ -105,10 +106,7 @@ def load_arm(name: str, workdir, benchmark: str, protocol: str, split_seed: int)
         raise embedding_files.EmbeddingFileError(
             f"{path}: missing (the arm {name!r} has not finished a run in {workdir})"
         )
-    try:
-        results = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise embedding_files.EmbeddingFileError(f"{path}: not JSON: {e}") from e
+    results = json_files.read_object(path, embedding_files.EmbeddingFileError)
     file = embedding_files.load(workdir / "embeddings.npz", benchmark, protocol, split_seed)
     return results, file
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import zipfile
 
 import numpy as np
 
@@ -103,10 +104,10 @@ def load(
                     "one written before the files described themselves)"
                 )
             fields = {f: data[f] for f in FIELDS}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as e:
         if isinstance(e, EmbeddingFileError):
             raise
-        raise EmbeddingFileError(f"{path}: cannot read it: {e}") from e
+        raise EmbeddingFileError(f"{path}: cannot read it: {type(e).__name__}: {e}") from e
     for name in ("benchmark", "representation", "model", "protocol"):
         fields[name] = str(fields[name])
     fields["split_seed"] = int(fields["split_seed"])

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from codeprop.data import json_files
 from codeprop.models import decoder
 
 
@@ -109,22 +110,20 @@ def run(workdir: str | pathlib.Path, samples: int = 4, seq_len: int = 512) -> di
     config_file = root / "hf" / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file}: not found (a finished code LM run's export)")
-    _, config = hf_config.from_hf(json.loads(config_file.read_text()))
+    _, config = hf_config.from_hf(json_files.read_object(config_file, hf_config.ConfigError))
     _, params = checkpointing.load_params(root / "run")
     tokenizer = tokenization.SentencePieceTokenizer(root / "tokenizer" / "code.model")
     groups: dict[tuple[str, str], list[list[int]]] = {}
-    with open(root / "corpus" / "kept.jsonl", encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            part = input_pipeline.training_sample_of(record["id"], input_pipeline.VALIDATION_EVERY)
-            if part is None:
-                name = "validation"
-            elif part < samples:
-                name = f"train_{part}"
-            else:
-                continue
-            tokens = tokenizer.encode(record["content"]) + [tokenizer.eos_id]
-            groups.setdefault((record["language"], name), []).append(tokens)
+    for _, record in json_files.lines(root / "corpus" / "kept.jsonl"):
+        part = input_pipeline.training_sample_of(record["id"], input_pipeline.VALIDATION_EVERY)
+        if part is None:
+            name = "validation"
+        elif part < samples:
+            name = f"train_{part}"
+        else:
+            continue
+        tokens = tokenizer.encode(record["content"]) + [tokenizer.eos_id]
+        groups.setdefault((record["language"], name), []).append(tokens)
     result: dict[str, dict] = {}
     for language, name in sorted(groups):
         per_document = document_losses(config, params, groups[language, name], seq_len)

@@ -33,6 +33,7 @@ from safetensors.numpy import save_file
 
 from codeprop.checkpoints import hf_config, hf_layout
 from codeprop.checkpoints.hf_config import ConfigError  # noqa: F401  (re-exported)
+from codeprop.data import json_files
 from codeprop.models import decoder
 
 INDEX = "model.safetensors.index.json"
@@ -48,8 +49,13 @@ class CheckpointError(ValueError):
 def weight_files(path: Path) -> list[Path]:
     """The safetensors files of a checkpoint directory, in shard order."""
     if (path / INDEX).exists():
-        index = json.loads((path / INDEX).read_text())
-        shards = sorted(set(index["weight_map"].values()))
+        index = json_files.read_object(path / INDEX, CheckpointError)
+        weight_map = index.get("weight_map")
+        if not isinstance(weight_map, dict) or not all(
+            isinstance(v, str) for v in weight_map.values()
+        ):
+            raise CheckpointError(f"{path / INDEX}: no weight_map of tensor name -> shard file")
+        shards = sorted(set(weight_map.values()))
         missing = [s for s in shards if not (path / s).exists()]
         if missing:
             raise CheckpointError(f"{path / INDEX}: listed shards are missing: {missing}")
@@ -70,11 +76,18 @@ def weight_files(path: Path) -> list[Path]:
 def _read_tensors(files: list[Path]) -> dict[str, np.ndarray]:
     tensors = {}
     for file in files:
-        with safe_open(file, framework="numpy") as f:
-            for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
-                if name in tensors:
-                    raise CheckpointError(f"{file}: tensor {name} also appears in another shard")
-                tensors[name] = f.get_tensor(name)
+        try:
+            with safe_open(file, framework="numpy") as f:
+                for name in f.keys():  # noqa: SIM118 (safe_open is not iterable)
+                    if name in tensors:
+                        raise CheckpointError(
+                            f"{file}: tensor {name} also appears in another shard"
+                        )
+                    tensors[name] = f.get_tensor(name)
+        except CheckpointError:
+            raise
+        except Exception as error:  # noqa: BLE001 - safetensors' errors have no common base
+            raise CheckpointError(f"{file}: not a readable safetensors file ({error})") from None
     return tensors
 
 
@@ -143,11 +156,13 @@ def load(path, *, param_dtype: str | None = None) -> tuple[decoder.DecoderConfig
     config_file = path / "config.json"
     if not config_file.exists():
         raise CheckpointError(f"{path}: no config.json")
+    hf = json_files.read_object(config_file, CheckpointError)
     try:
-        hf = json.loads(config_file.read_text())
         family, config = hf_config.from_hf(hf)
-    except (json.JSONDecodeError, ConfigError) as error:
+    except ConfigError as error:
         raise CheckpointError(f"{config_file}: {error}") from None
+    except (TypeError, ValueError, KeyError) as error:  # a field of the wrong type
+        raise CheckpointError(f"{config_file}: {type(error).__name__}: {error}") from None
     if param_dtype is not None:
         config = config.replace(param_dtype=param_dtype)
     tensors = check_tensors(_read_tensors(weight_files(path)), config, family, str(path))

@@ -22,6 +22,7 @@ import numpy as np
 from flax import traverse_util
 from safetensors.numpy import load_file, save_file
 
+from codeprop.data import json_files
 from codeprop.models import decoder as decoder_lib
 from codeprop.models import heads
 from codeprop.tokens import tokenization
@@ -58,17 +59,12 @@ def read_annotations(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     """(codes, [N] int scores) of an annotations JSONL file; a bad line is an error naming
     the file and the line."""
     codes, scores = [], []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            code = record.get("code", record.get("content"))
-            score = record["score"]
-            if not isinstance(code, str) or not isinstance(score, int) or not 0 <= score <= 5:
-                raise ValueError("needs a string 'code' and an integer 'score' from 0 to 5")
-        except (json.JSONDecodeError, KeyError, ValueError, AttributeError) as error:
-            raise ValueError(f"{path}:{number}: {error}") from None
+    for number, record in json_files.lines(path, ValueError):
+        code, score = record.get("code", record.get("content")), record.get("score")
+        if not isinstance(code, str) or type(score) is not int or not 0 <= score <= 5:
+            raise ValueError(
+                f"{path}:{number}: needs a string 'code' and an integer 'score' from 0 to 5"
+            )
         codes.append(code)
         scores.append(score)
     return codes, np.asarray(scores, np.int32)
@@ -140,11 +136,21 @@ class QualityScorer:
     @classmethod
     def load(cls, path: str | os.PathLike) -> QualityScorer:
         path = Path(path)
-        settings = json.loads((path / "scorer.json").read_text())
-        config = ScorerConfig(
-            **{**settings, "decoder": decoder_lib.DecoderConfig(**settings["decoder"])}
-        )
-        flat = load_file(str(path / "scorer.safetensors"))
+        settings = json_files.read_object(path / "scorer.json", ValueError)
+        try:
+            config = ScorerConfig(
+                **{**settings, "decoder": decoder_lib.DecoderConfig(**settings["decoder"])}
+            )
+        except (TypeError, KeyError, ValueError) as error:
+            raise ValueError(
+                f"{path / 'scorer.json'}: not a scorer's settings ({type(error).__name__}: {error})"
+            ) from None
+        try:
+            flat = load_file(str(path / "scorer.safetensors"))
+        except Exception as error:  # noqa: BLE001 - safetensors' errors have no common base
+            raise ValueError(
+                f"{path / 'scorer.safetensors'}: not a readable safetensors file ({error})"
+            ) from None
         params = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in flat.items()})
         return cls(config, params)
 

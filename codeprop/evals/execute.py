@@ -83,7 +83,9 @@ def read_samples(path: str | os.PathLike, problems: Sequence[tasks.Problem]) -> 
             if task_id not in known:
                 raise SamplesError(f"{where}: unknown task_id {task_id!r}")
             if "sample" in record:
-                key = (task_id, int(record["sample"]))
+                if type(record["sample"]) is not int:
+                    raise SamplesError(f"{where}: sample is not an integer")
+                key = (task_id, record["sample"])
                 if key in seen:
                     raise SamplesError(f"{where}: repeats sample {key[1]} of {task_id!r}")
                 seen.add(key)

@@ -23,11 +23,9 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import json
 import os
 
-from codeprop.data import raw
+from codeprop.data import json_files, raw
 
 _HUMAN_EVAL = "https://raw.githubusercontent.com/openai/human-eval/master/data"
 _INFILLING = "https://raw.githubusercontent.com/openai/human-eval-infilling/master/data"
@@ -102,16 +100,7 @@ def truncate(completion: str, stop: tuple[str, ...]) -> str:
 
 def _records(task: str, raw_dir=None) -> list[dict]:
     path = raw.fetch(FILES[task], raw_dir)
-    opener = gzip.open if path.suffix == ".gz" else open
-    records = []
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as error:
-                    raise raw.RawDataError(f"{path}:{number}: not JSON: {error}") from None
-    return records
+    return [record for _, record in json_files.lines(path, raw.RawDataError)]
 
 
 def _humaneval(record: dict) -> Problem:

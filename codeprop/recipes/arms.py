@@ -29,7 +29,9 @@ import subprocess
 import sys
 import time
 
+from codeprop.data import json_files
 from codeprop.recipes import config_checks
+from codeprop.recipes import workdir as workdir_lib
 
 FINISHED = ("operative_config.gin", "results.json", "embeddings.npz")
 INPUTS = "inputs.json"
@@ -134,7 +136,7 @@ def is_finished(arm_dir: pathlib.Path, config: str) -> str | None:
     if (arm_dir / "config.gin").read_text() != config:
         return "its config changed"
     if (arm_dir / INPUTS).is_file():
-        recorded = json.loads((arm_dir / INPUTS).read_text())
+        recorded = json_files.read_object(arm_dir / INPUTS, workdir_lib.WorkdirError)
         now = input_digests(config)
         changed = sorted(k for k in set(recorded) | set(now) if recorded.get(k) != now.get(k))
         if changed:
@@ -197,7 +199,7 @@ def run_record(arm_dir: pathlib.Path) -> dict:
     """What ``run.json`` recorded of the arm's last run ({} for a run not made by
     `run_arm`, e.g. one made by hand in that directory)."""
     path = arm_dir / "run.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return json_files.read_object(path, workdir_lib.WorkdirError) if path.is_file() else {}
 
 
 def run_or_reuse(

@@ -14,9 +14,9 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 
+from codeprop.data import json_files
 from codeprop.evals import generate
 from codeprop.models import decoder
 
@@ -42,7 +42,11 @@ def load_model(checkpoint: str | pathlib.Path, tokenizer: str | None = None):
                 f"{root}: neither a Hugging Face checkpoint (config.json) nor a pretraining "
                 f"workdir ({checkpointing.MODEL_CONFIG}, checkpoints/)"
             )
-        config = decoder.DecoderConfig(**json.loads((run / checkpointing.MODEL_CONFIG).read_text()))
+        fields = json_files.read_object(run / checkpointing.MODEL_CONFIG, hf.CheckpointError)
+        try:
+            config = decoder.DecoderConfig(**fields)
+        except TypeError as error:
+            raise hf.CheckpointError(f"{run / checkpointing.MODEL_CONFIG}: {error}") from None
         _, params = checkpointing.load_params(run)
         spec = tokenizer or str(root / "tokenizer" / "code.model")
     return config, params, tokenization.load(spec)

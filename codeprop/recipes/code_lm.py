@@ -32,7 +32,9 @@ import numpy as np
 from absl import logging
 
 import gin
+from codeprop.data import json_files
 from codeprop.models import decoder
+from codeprop.recipes import workdir as workdir_lib
 
 MIXTURE = "codeprop_code_lm"
 
@@ -46,7 +48,7 @@ PROMPTS = (
 
 def _stage_done(path: pathlib.Path, record: dict) -> bool:
     """Whether ``path`` (a stage's record) exists with the same settings."""
-    return path.exists() and json.loads(path.read_text()) == record
+    return path.exists() and json_files.read(path, workdir_lib.WorkdirError) == record
 
 
 def language_losses(
@@ -72,7 +74,7 @@ def language_losses(
     from codeprop.train import input_pipeline, pretrain
 
     input_pipeline.register_corpus(MIXTURE, corpus_dir, vocabulary_file, fim_rate=fim_rate)
-    report = json.loads((corpus_dir / "report.json").read_text())
+    report = json_files.read_object(corpus_dir / "report.json", workdir_lib.WorkdirError)
     languages = sorted(r["language"] for r in report["languages"] if r["files_after"])
     module = decoder.Decoder(model)
     step = jax.jit(functools.partial(pretrain.eval_step, model=module))
@@ -153,7 +155,7 @@ def run(
             list(sources), corpus_dir, pipeline.CorpusConfig(max_files_per_root=max_files_per_root)
         )
         (corpus_dir / "settings.json").write_text(json.dumps(record))
-    corpus = json.loads((corpus_dir / "report.json").read_text())
+    corpus = json_files.read_object(corpus_dir / "report.json", workdir_lib.WorkdirError)
     seconds["corpus"] = time.perf_counter() - start
 
     model_file = root / "tokenizer" / "code.model"
@@ -191,7 +193,9 @@ def run(
 
     step, params = checkpointing.load_params(root / "run")
     hf.export(model, params, root / "hf", model_file)
-    history = [json.loads(line) for line in (root / "run" / "history.jsonl").open()]
+    history = [
+        r for _, r in json_files.lines(root / "run" / "history.jsonl", workdir_lib.WorkdirError)
+    ]
     losses = language_losses(
         model, params, corpus_dir, model_file, seq_len=seq_len,
         batch_size=8, max_tokens=eval_tokens_per_language, fim_rate=fim_rate,

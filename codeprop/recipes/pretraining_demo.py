@@ -50,6 +50,7 @@ def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
     """Runs the five stages into ``workdir``; returns the report."""
     from codeprop.checkpoints import hf
     from codeprop.corpus import pipeline
+    from codeprop.data import json_files
     from codeprop.models import decoder, generation
     from codeprop.tokens import tokenization
     from codeprop.train import checkpointing, optimizers, pretrain
@@ -112,7 +113,7 @@ def run(workdir: str | pathlib.Path, config: DemoConfig = DemoConfig()) -> dict:
     completion = generation.generate(model, params, [prompt], sampling, seed=config.seed)
     text = tokenizer.decode([t for t in completion.tokens[0] if t != tokenizer.eos_id])
     hf.export(model, params, root / "hf", model_file)
-    history = [json.loads(line) for line in (root / "run" / "history.jsonl").open()]
+    history = [r for _, r in json_files.lines(root / "run" / "history.jsonl")]
     losses = [h["loss"] for h in history if "loss" in h]
     report = {
         "corpus": corpus_report["totals"],

@@ -24,7 +24,9 @@ import pathlib
 
 import numpy as np
 
+from codeprop.data import json_files
 from codeprop.recipes import arms as arms_lib
+from codeprop.recipes import workdir as workdir_lib
 
 
 def grid_points(grid: dict[str, list]) -> list[dict]:
@@ -86,7 +88,7 @@ def run_sweep(
         path = arm_dirs[name] / "results.json"
         row = {"name": name, "bindings": point_bindings[len(base_bindings) :]}
         if arm_runs[name].startswith(("ran", "reused")) and path.is_file():
-            finished[name] = json.loads(path.read_text())
+            finished[name] = json_files.read_object(path, workdir_lib.WorkdirError)
             row["validation_accuracy"] = validation_score(finished[name])
         else:
             left_out[name] = arm_runs[name]

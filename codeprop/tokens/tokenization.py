@@ -35,6 +35,11 @@ SPECIALS = (
 BYTE_SPECIALS = (*SPECIALS, "<pad>")
 
 
+class TokenizerError(ValueError):
+    """A tokenizer file that does not load, or lacks codeprop's special tokens (message:
+    the path and the problem)."""
+
+
 class ByteTokenizer:
     """UTF-8 bytes as tokens 0..255; `BYTE_SPECIALS` are 256 onwards (``<pad>`` last)."""
 
@@ -65,7 +70,10 @@ class JsonTokenizer:
             path = path / "tokenizer.json"
         if not path.exists():
             raise FileNotFoundError(f"{path}: no tokenizer.json")
-        self.tokenizer = Tokenizer.from_file(str(path))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(path))
+        except Exception as error:  # noqa: BLE001 - tokenizers raises a bare Exception
+            raise TokenizerError(f"{path}: not a tokenizer.json that loads ({error})") from None
         self.vocab_size = self.tokenizer.get_vocab_size(with_added_tokens=True)
         candidates = [pad_token] if pad_token else ["<pad>", "<fim_pad>", "<|endoftext|>", "</s>"]
         ids = [self.tokenizer.token_to_id(t) for t in candidates]
@@ -108,11 +116,16 @@ class SentencePieceTokenizer:
         else:
             if not Path(model).exists():
                 raise FileNotFoundError(f"{model}: no SentencePiece model")
-            self.processor = spm.SentencePieceProcessor(model_file=str(model))
+            try:
+                self.processor = spm.SentencePieceProcessor(model_file=str(model))
+            except (RuntimeError, OSError) as error:
+                raise TokenizerError(
+                    f"{model}: not a SentencePiece model that loads ({error})"
+                ) from None
         self.vocab_size = self.processor.get_piece_size()
         missing = [t for t in SPECIALS if self.processor.piece_to_id(t) == self.processor.unk_id()]
         if missing:
-            raise ValueError(f"{model}: the model lacks the special tokens {missing}")
+            raise TokenizerError(f"{model}: the model lacks the special tokens {missing}")
         self.pad_id = self.token_to_id("<fim_pad>")
         self.eos_id = self.token_to_id("<|endoftext|>")
 
@@ -252,13 +265,15 @@ def load(spec: str = "bytes"):
 
 
 def read_kept(path: str | os.PathLike) -> Iterator[tuple[str, str]]:
-    """(language, content) of each document of a corpus ``kept.jsonl``."""
-    import json
+    """(language, content) of each document of a corpus ``kept.jsonl``; a line that is
+    not such a document raises `TokenizerError` naming the file and line."""
+    from codeprop.data import json_files
 
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            record = json.loads(line)
-            yield record["language"], record["content"]
+    for number, record in json_files.lines(path, TokenizerError):
+        language, content = record.get("language"), record.get("content")
+        if not (isinstance(language, str) and isinstance(content, str)):
+            raise TokenizerError(f"{path}:{number}: no string language and content")
+        yield language, content
 
 
 def train_code_tokenizer(

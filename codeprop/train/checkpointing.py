@@ -22,6 +22,8 @@ import orbax.checkpoint as ocp
 from absl import logging
 from jax.experimental import multihost_utils
 
+from codeprop.checkpoints import hf
+from codeprop.data import json_files
 from codeprop.models import decoder
 
 MODEL_CONFIG = "model_config.json"
@@ -51,7 +53,7 @@ def architecture_differences(workdir: str | pathlib.Path, config: decoder.Decode
 
 
 def _differences(path: pathlib.Path, ours: dict) -> str:
-    theirs = json.loads(path.read_text())
+    theirs = json_files.read_object(path, hf.CheckpointError)
     keys = sorted(set(ours) | set(theirs))
     return ", ".join(
         f"{k}: {theirs.get(k)!r} -> {ours.get(k)!r}" for k in keys if theirs.get(k) != ours.get(k)

@@ -27,6 +27,7 @@ from pathlib import Path
 import seqio
 import tensorflow as tf
 
+from codeprop.data import json_files
 from codeprop.tokens import fim as fim_lib
 from codeprop.tokens import tokenization
 
@@ -179,7 +180,7 @@ def register_corpus(
       The Mixture ``name`` (rates: each language's tokens after filtering); its Tasks are
       ``<name>_<language>``. Registering a name again replaces it.
     """
-    report = json.loads((Path(corpus_dir) / "report.json").read_text())
+    report = json_files.read_object(Path(corpus_dir) / "report.json")
     tokens = {r["language"]: r["tokens_after"] for r in report["languages"] if r["files_after"]}
     vocabulary = CodeVocabulary(vocabulary_file)
     features = {"targets": seqio.Feature(vocabulary, add_eos=True, dtype=tf.int32)}

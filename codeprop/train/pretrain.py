@@ -46,6 +46,7 @@ from clu import metric_writers
 from flax import struct
 
 import gin
+from codeprop.data import json_files
 from codeprop.models import decoder
 from codeprop.train import checkpointing, host_memory, optimizers, partitioning, progress
 from codeprop.train import preemption as preemption_lib
@@ -430,7 +431,7 @@ def progress_line(step: int, steps: int, scalars: dict, start: float, start_step
 
 def _read_history(workdir: pathlib.Path) -> list[dict]:
     path = workdir / "history.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [record for _, record in json_files.lines(path)] if path.exists() else []
 
 
 def plot_losses(history: list[dict], path: pathlib.Path) -> None:
