@@ -132,8 +132,14 @@ def _document(doc_id: str, path: str, language: str, data: bytes) -> Document:
     return Document(doc_id, path, language, data.decode("utf-8"), size=len(data))
 
 
+def printable_name(text: str) -> str:
+    """A file name as text that JSON and UTF-8 can carry: the bytes of a name that are
+    not UTF-8 (which Python holds as lone surrogates) as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _read_file(path: Path, doc_id: str) -> Document:
-    name = str(path)
+    name = printable_name(str(path))
     try:
         size = path.stat().st_size
         if size > MAX_READ_BYTES:
@@ -148,7 +154,7 @@ def read_files(spec: str, paths: list[Path], root: Path | None = None) -> Iterat
     """Documents of ``paths`` (sorted), ids ``spec:relative path``."""
     for path in sorted(paths):
         relative = path.relative_to(root) if root else path
-        yield _read_file(path, f"{spec}:{relative}")
+        yield _read_file(path, printable_name(f"{spec}:{relative}"))
 
 
 SPECIAL = {
@@ -209,7 +215,8 @@ def problem_documents(spec: str, root: Path, problems: list[tuple[Path, str]]) -
     documents = []
     for path, reason in problems:
         name, relative = str(path), path.relative_to(root) if path != root else Path(".")
-        documents.append(Document(f"{spec}:{relative}", name, language_of(name), None, reason))
+        doc_id, name = printable_name(f"{spec}:{relative}"), printable_name(name)
+        documents.append(Document(doc_id, name, language_of(name), None, reason))
     return documents
 
 

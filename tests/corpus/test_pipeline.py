@@ -196,3 +196,20 @@ def test_jsonl_text_is_never_altered(tmp_path):
         "not UTF-8",
     ]
     assert docs[0].content == "int main(void) { return 0; }\n"
+
+
+def test_any_file_name_is_one_accounted_document(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    with open(os.path.join(os.fsencode(repo), b"bad\xff.c"), "w") as f:  # not UTF-8
+        f.write("int main(void) { return 0; }\n")
+    (repo / "new\nline.c").write_text("int f(void) { return 1; }\n")
+    (repo / "kept.jsonl").write_text("the pipeline's own output name, as an input\n")
+    report = pipeline.run([str(repo)], tmp_path / "out")
+    records = [
+        *_jsonl(tmp_path / "out" / "kept.jsonl"),
+        *_jsonl(tmp_path / "out" / "dropped.jsonl"),
+    ]
+    names = sorted(r["path"].rsplit("/", 1)[1] for r in records)
+    assert names == ["bad\\xff.c", "kept.jsonl", "new\nline.c"]
+    assert report["totals"]["documents"] == 3
