@@ -377,6 +377,9 @@ def pretrain_demo_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--max_files_per_root", type=int, default=defaults.max_files_per_root)
     parser.add_argument("--vocab_size", type=int, default=defaults.vocab_size)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="move another demo's files to replaced/"
+    )
     args = parser.parse_args(argv)
     host_memory.keep_freed_memory()  # Before JAX starts its threads; see the module.
     import_tensorflow_quietly()
@@ -387,7 +390,13 @@ def pretrain_demo_main(argv: list[str] | None = None) -> int:
         vocab_size=args.vocab_size,
         eval_every=min(defaults.eval_every, args.steps),
     )
-    report = demo.run(args.workdir, config)
+    from codeprop.recipes import workdir as workdir_lib
+
+    # Its settings in config.gin's place: one run at a time, another demo's files refused.
+    settings = "".join(f"pretrain_demo.{k} = {v!r}\n" for k, v in vars(config).items())
+    with workdir_lib.claimed(args.workdir, settings, args.overwrite) as claim:
+        report = demo.run(args.workdir, config)
+        claim.finished(settings)
     print(demo.markdown(report))
     print(f"report written to {args.workdir}/report.md")
     return 0

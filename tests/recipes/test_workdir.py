@@ -168,3 +168,11 @@ def test_a_report_of_the_finished_arms_is_the_same_comparison(tmp_path):
         "- comparison.run_comparison.arms = {'a': ['x.gin']}",
         "+ comparison.run_comparison.arms = {'a': ['x.gin', 'y.gin']}",
     ]
+
+
+def test_the_pretraining_demo_tool_claims_its_workdir_too(tmp_path):
+    (tmp_path / "config.gin").write_text("pretrain_demo.steps = 5\n")
+    (tmp_path / "report.md").write_text("another demo's report\n")
+    with pytest.raises(workdir_lib.WorkdirError, match=r"\+ pretrain_demo.steps = 3"):
+        main.pretrain_demo_main(["--workdir", str(tmp_path), "--steps", "3"])
+    assert (tmp_path / "report.md").read_text() == "another demo's report\n"
