@@ -70,15 +70,27 @@ class Generation:
 def nucleus(logits: jnp.ndarray, top_p: float) -> jnp.ndarray:
     """[B, V] bool: the most likely tokens whose probabilities sum to at least ``top_p``
     (tokens tied with the least likely kept one stay too); every token when ``top_p`` is 1.
+    See `nucleus_of_probs`."""
+    if top_p >= 1:
+        return jnp.ones(logits.shape, bool)
+    return nucleus_of_probs(jax.nn.softmax(logits.astype(jnp.float32), axis=-1), top_p)
+
+
+def nucleus_of_probs(probs: jnp.ndarray, top_p: float) -> jnp.ndarray:
+    """`nucleus` of probabilities [B, V] (float32, each row summing to 1).
 
     Found without sorting the vocabulary (a sort of [B, V] is the slowest op of a decode
     step on CPU): the threshold is the largest probability t with P(p >= t) >= top_p,
     bisected over the float32 bit patterns of the probabilities (monotonic for
-    non-negative floats), 32 steps of a masked sum."""
-    if top_p >= 1:
-        return jnp.ones(logits.shape, bool)
-    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+    non-negative floats), one masked sum a step. The search starts at
+    ``(1 - top_p) / (2 V)``: the tokens below it hold less than ``1 - top_p`` of the
+    mass, so the threshold is above it, and a few of the 32 steps are saved."""
+    vocab = probs.shape[-1]
     bits = jax.lax.bitcast_convert_type(probs, jnp.int32)  # [B, V]
+    floor = np.float32((1.0 - top_p) / (2.0 * vocab))
+    start = int(np.asarray(floor).view(np.int32)) if floor > 0 else 0
+    one = int(np.asarray(np.float32(1.0)).view(np.int32))
+    steps = max(1, int(np.ceil(np.log2(one - start + 1))))
 
     def halve(_, bounds):  # invariant: the mass at or above ``low`` is >= top_p
         low, high = bounds
@@ -86,35 +98,42 @@ def nucleus(logits: jnp.ndarray, top_p: float) -> jnp.ndarray:
         enough = jnp.sum(jnp.where(bits >= mid[:, None], probs, 0.0), axis=-1) >= top_p
         return jnp.where(enough, mid, low), jnp.where(enough, high, mid - 1)
 
-    low = jnp.zeros(probs.shape[:1], jnp.int32)
-    low, _ = jax.lax.fori_loop(0, 32, halve, (low, jnp.max(bits, axis=-1)))
+    high = jnp.max(bits, axis=-1)
+    low = jnp.minimum(jnp.full(probs.shape[:1], start, jnp.int32), high)
+    low, _ = jax.lax.fori_loop(0, steps, halve, (low, high))
     return bits >= low[:, None]
 
 
 def categorical(rng: jax.Array, logits: jnp.ndarray) -> jnp.ndarray:
-    """[B] int32: one draw per row from softmax(``logits`` [B, V]), by inverting the CDF
-    with one uniform number per row (Gumbel noise would draw V numbers per row)."""
-    probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
-    cdf = jnp.cumsum(probs, axis=-1)
-    u = jax.random.uniform(rng, probs.shape[:1]) * cdf[:, -1]
+    """[B] int32: one draw per row from softmax(``logits`` [B, V]); see `draw`."""
+    return draw(rng, jax.nn.softmax(logits.astype(jnp.float32), axis=-1))
+
+
+def draw(rng: jax.Array, weights: jnp.ndarray) -> jnp.ndarray:
+    """[B] int32: one draw per row in proportion to non-negative ``weights`` [B, V] (not
+    necessarily normalised), by inverting the CDF with one uniform number per row (Gumbel
+    noise would draw V numbers per row)."""
+    cdf = jnp.cumsum(weights, axis=-1)
+    u = jax.random.uniform(rng, weights.shape[:1]) * cdf[:, -1]
     index = jnp.sum(cdf <= u[:, None], axis=-1)
-    # Rounding may put u at the total mass: the last token of non-zero probability.
-    last = probs.shape[-1] - 1 - jnp.argmax(probs[:, ::-1] > 0, axis=-1)
+    # Rounding may put u at the total mass: the last token of non-zero weight.
+    last = weights.shape[-1] - 1 - jnp.argmax(weights[:, ::-1] > 0, axis=-1)
     return jnp.minimum(index, last).astype(jnp.int32)
 
 
 def sample(logits: jnp.ndarray, rng: jax.Array, config: SamplingConfig) -> jnp.ndarray:
-    """Next tokens [B] from ``logits`` [B, V] under ``config``."""
+    """Next tokens [B] from ``logits`` [B, V] under ``config``: the probabilities are
+    computed once, masked to the top-k and the nucleus, and drawn from unnormalised."""
     if config.temperature == 0:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     logits = logits.astype(jnp.float32) / config.temperature
-    neg = jnp.finfo(jnp.float32).min
     if config.top_k is not None:
         kth = jax.lax.top_k(logits, config.top_k)[0][:, -1:]  # [B, 1]
-        logits = jnp.where(logits < kth, neg, logits)
-    if config.top_p is not None:
-        logits = jnp.where(nucleus(logits, config.top_p), logits, neg)
-    return categorical(rng, logits)
+        logits = jnp.where(logits < kth, jnp.finfo(jnp.float32).min, logits)
+    probs = jax.nn.softmax(logits, axis=-1)
+    if config.top_p is not None and config.top_p < 1:
+        probs = jnp.where(nucleus_of_probs(probs, config.top_p), probs, 0.0)
+    return draw(rng, probs)
 
 
 def _stopped(out: jnp.ndarray, step: jnp.ndarray, token: jnp.ndarray, config: SamplingConfig):
