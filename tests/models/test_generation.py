@@ -152,3 +152,21 @@ def test_fill_in_the_middle_prompts_psm_and_spm():
         )
         assert out.tokens == [d[a:b] for d, (a, b) in zip(docs, cuts)]
         assert out.finish_reasons == ["eos"] * 4
+
+
+def test_the_nucleus_search_floor_and_unnormalised_draws():
+    # A flat row needs every token (the threshold is 1/V, above the search's floor); a
+    # peaked one only its peak; a row whose tail is all below the floor keeps the head.
+    vocab = 8192
+    flat = np.full(vocab, 1.0 / vocab, np.float32)
+    peaked = np.full(vocab, 1e-9, np.float32)
+    peaked[7] = 1.0 - 1e-9 * (vocab - 1)
+    tail = np.full(vocab, 1e-12, np.float32)
+    tail[:4] = (1.0 - 1e-12 * (vocab - 4)) / 4
+    keep = np.asarray(generation.nucleus_of_probs(jnp.asarray([flat, peaked, tail]), 0.999))
+    assert keep[0].all() and keep[1].sum() == 1 and keep[1, 7]
+    assert keep[2, :4].all() and keep[2].sum() == 4
+    weights = 7.0 * np.asarray([0.5, 0.3, 0.15, 0.05, 0.0], np.float32)  # not normalised
+    draws = generation.draw(jax.random.key(2), jnp.asarray([weights] * 20000))
+    counts = np.bincount(np.asarray(draws), minlength=5) / 20000
+    np.testing.assert_allclose(counts, weights / weights.sum(), atol=0.01)
