@@ -7,4 +7,6 @@
 - `builders`: tfds builders of both benchmarks.
 - `benchmarks`: `benchmarks.load(name)`, the one call that prepares and loads one.
 - `splits`: deterministic stratified k-fold and hold-out splits.
+- `json_files`: reading a user's JSON and JSONL files, every problem raised as the
+  caller's error naming the file and line.
 """
