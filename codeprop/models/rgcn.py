@@ -49,6 +49,11 @@ class RGCNConfig:
       num_positions: 0 to ignore edge positions; else K: a learned embedding of each
         edge's ``position`` (operand or successor index, clipped to K - 1) is added to the
         sender's state in its message, as ProGraML's own model does.
+      layer_norm: normalise each layer's output (LayerNorm over its D features) before
+        the activation, for deeper stacks.
+      residual: add each layer's input to its activated output where the two widths
+        agree (every layer after the first whose width is the previous one's):
+        ``x' = x + relu(conv(x))``.
     """
 
     hidden_dim: int = 32
@@ -62,6 +67,8 @@ class RGCNConfig:
     num_aux: int = 0
     dropout_rate: float = 0.0
     num_positions: int = 0
+    layer_norm: bool = False
+    residual: bool = False
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:
@@ -259,6 +266,8 @@ class RGCN(nn.Module):
             for i, d in enumerate(dims)
         ]
         self.dropout = nn.Dropout(cfg.dropout_rate)
+        if cfg.layer_norm:
+            self.norms = [nn.LayerNorm(name=f"norm_{i}") for i in range(len(dims))]
         self.head = nn.Dense(self.num_classes, name="head")
 
     def embed(self, graphs: jraph.GraphsTuple, deterministic: bool = True) -> jax.Array:
@@ -272,9 +281,14 @@ class RGCN(nn.Module):
                     self.node_embed, *edges, types=graphs.nodes["type"], positions=positions
                 )  # [N, D_0]
             else:
-                x = self.dropout(x, deterministic=deterministic)
-                h = conv(x, *edges, positions=positions)  # [N, D_i]
-            x = nn.relu(h)
+                h = conv(
+                    self.dropout(x, deterministic=deterministic), *edges, positions=positions
+                )  # [N, D_i]
+            if self.config.layer_norm:
+                h = self.norms[i](h)
+            h = nn.relu(h)
+            residual = self.config.residual and x is not None and x.shape[-1] == h.shape[-1]
+            x = x + h if residual else h
         return gnn.pool(x, graphs, self.config.readout)  # [G, D]
 
     def __call__(

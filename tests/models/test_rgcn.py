@@ -1,5 +1,7 @@
 """R-GCN: shapes, identities with the GCN, padding, bases, and that it can fit."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import jraph
@@ -227,3 +229,42 @@ def test_layer_matches_the_formula(num_positions):
             source += np.asarray(params["positions"])[min(pos, num_positions - 1)]
         want[t] += c * (source @ w[rel])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_residual_layers_and_layer_norm():
+    graphs, vocab_size = _program_graphs()
+    deep = rgcn.RGCNConfig(hidden_dim=8, embed_dim=8, num_layers=3, residual=True)
+    inputs = _batch(_inputs(graphs, deep))
+    model = rgcn.RGCN(deep, vocab_size, 3, sorted_receivers=True)
+    params = model.init(jax.random.key(0), inputs)["params"]
+    # The default model has the same parameters: residual adds none.
+    plain = rgcn.RGCN(
+        dataclasses.replace(deep, residual=False), vocab_size, 3, sorted_receivers=True
+    )
+    assert jax.tree.structure(plain.init(jax.random.key(0), inputs)["params"]) == (
+        jax.tree.structure(params)
+    )
+    # Layers 2 and 3 silenced (zero weights and bias): with residual connections the
+    # embedding is the first layer's alone; without them, nothing is left.
+    silenced = {
+        k: (jax.tree.map(jnp.zeros_like, v) if k in ("conv_1", "conv_2") else v)
+        for k, v in params.items()
+    }
+    one = rgcn.RGCN(dataclasses.replace(deep, num_layers=1, residual=False), vocab_size, 3, True)
+    first = {k: v for k, v in params.items() if k not in ("conv_1", "conv_2")}
+    np.testing.assert_allclose(
+        model.apply({"params": silenced}, inputs, method="embed"),
+        one.apply({"params": first}, inputs, method="embed"), rtol=1e-6,
+    )  # fmt: skip
+    assert float(jnp.abs(plain.apply({"params": silenced}, inputs, method="embed")).max()) == 0
+    # LayerNorm before the activation: scaling a layer's weights changes nothing.
+    normed = rgcn.RGCN(
+        dataclasses.replace(deep, layer_norm=True), vocab_size, 3, sorted_receivers=True
+    )
+    params = normed.init(jax.random.key(1), inputs)["params"]
+    assert set(params) >= {"norm_0", "norm_1", "norm_2"}
+    scaled = {**params, "conv_1": jax.tree.map(lambda w: 10.0 * w, params["conv_1"])}
+    np.testing.assert_allclose(
+        normed.apply({"params": scaled}, inputs, method="embed"),
+        normed.apply({"params": params}, inputs, method="embed"), rtol=1e-3, atol=1e-4,
+    )  # fmt: skip
