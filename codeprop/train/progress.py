@@ -54,28 +54,33 @@ class Progress:
     _last_line: float = 0.0
     _done: int = 0
     _reused: int = 0
+    _epochs_before: int | None = None  # of a fold resumed from a saved epoch
 
     def start_fold(self, fold: int) -> None:
         now = self.clock()
         if self._run_start is None:
             self._run_start = now
         self._fold, self._fold_start, self._last_line = fold, now, now
+        self._epochs_before = None
 
     def epoch(self, record: dict) -> None:
         """After each epoch: a line when `every_seconds` have passed since the last one."""
         now = self.clock()
+        if self._epochs_before is None:  # a resumed fold starts after its saved epochs
+            self._epochs_before = record["epoch"] - 1
         if now - self._last_line < self.every_seconds or record["epoch"] >= self.epochs:
             return
         self._last_line = now
         elapsed = max(now - self._fold_start, 1e-9)
-        rate = record["epoch"] / elapsed
+        run = record["epoch"] - self._epochs_before  # epochs this process trained
+        rate = run / elapsed
         parts = [
             f"fold {self._fold + 1}/{self.num_folds}",
             f"epoch {record['epoch']}/{self.epochs}",
-            f"{rate:.1f} epochs/s" if rate >= 1 else f"{elapsed / record['epoch']:.1f} s/epoch",
+            f"{rate:.1f} epochs/s" if rate >= 1 else f"{elapsed / run:.1f} s/epoch",
         ]
         if record.get("steps"):
-            steps = record["steps"] / elapsed
+            steps = record["steps"] / record["epoch"] * run / elapsed  # those of this run
             parts.append(f"{steps:.0f} steps/s" if steps >= 1 else f"{1 / steps:.1f} s/step")
         parts.append(f"train loss {record['train_loss']:.3f}")
         if "validation_accuracy" in record:

@@ -55,3 +55,14 @@ def test_slow_epochs_and_steps_read_as_seconds_each():
     report.epoch({"epoch": 1, "steps": 35, "train_loss": 0.7})
     assert lines == ["fold 1/1  epoch 1/10  300.0 s/epoch  8.6 s/step  train loss 0.700"
                      "  fold ETA 45m 0s"]  # fmt: skip
+
+
+def test_a_resumed_fold_counts_only_the_epochs_it_trains():
+    clock, lines = Clock(), []
+    report = progress.Progress(1, epochs=10, every_seconds=30, write=lines.append, clock=clock)
+    report.start_fold(0)
+    for epoch in range(7, 10):  # epochs 1-6 were restored from a saved state
+        clock.now = (epoch - 6) * 20.0
+        report.epoch({"epoch": epoch, "steps": 10 * epoch, "train_loss": 0.5})
+    assert lines == ["fold 1/1  epoch 8/10  20.0 s/epoch  2.0 s/step  train loss 0.500"
+                     "  fold ETA 40s"]  # fmt: skip
