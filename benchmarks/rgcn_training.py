@@ -31,7 +31,9 @@ from codeprop.train import classifier
 
 
 class PygRGCN(torch.nn.Module):
-    def __init__(self, vocab, hidden, embed, classes, layers, relations):
+    def __init__(
+        self, vocab, hidden, embed, classes, layers, relations, residual=False, layer_norm=False
+    ):
         super().__init__()
         self.embed = torch.nn.Embedding(vocab, hidden)
         dims = [hidden] * (layers - 1) + [embed]
@@ -39,12 +41,18 @@ class PygRGCN(torch.nn.Module):
         self.convs = torch.nn.ModuleList(
             RGCNConv(i, o, relations) for i, o in zip(ins, dims, strict=True)
         )
+        self.norms = torch.nn.ModuleList(
+            torch.nn.LayerNorm(o) if layer_norm else torch.nn.Identity() for o in dims
+        )
+        # As codeprop's: every layer after the first whose width is its input's.
+        self.residual = [residual and i > 0 and a == b for i, (a, b) in enumerate(zip(ins, dims))]
         self.head = torch.nn.Linear(embed, classes)
 
     def forward(self, data):
         x = self.embed(data.x)
-        for conv in self.convs:
-            x = torch.relu(conv(x, data.edge_index, data.edge_type))
+        for conv, norm, residual in zip(self.convs, self.norms, self.residual, strict=True):
+            h = torch.relu(norm(conv(x, data.edge_index, data.edge_type)))
+            x = x + h if residual else h
         return self.head(global_mean_pool(x, data.batch))
 
 
@@ -59,12 +67,20 @@ def main():
     parser.add_argument("--embed", type=int, default=64)
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--steps_per_call", type=int, default=classifier.TrainConfig.steps_per_call)
+    parser.add_argument("--residual", action="store_true", help="residual connections")
+    parser.add_argument("--layer_norm", action="store_true", help="LayerNorm in each layer")
     parser.add_argument("--json", default=None, help="also write the figures here")
     args = parser.parse_args()
 
     bench = benchmarks.load(args.benchmark)
     built = graph_probe.build_programl_graphs(bench)
-    cfg = rgcn.RGCNConfig(hidden_dim=args.hidden, embed_dim=args.embed, num_layers=args.layers)
+    cfg = rgcn.RGCNConfig(
+        hidden_dim=args.hidden,
+        embed_dim=args.embed,
+        num_layers=args.layers,
+        residual=args.residual,
+        layer_norm=args.layer_norm,
+    )
     vocab = programl.NodeTextVocab.build(built["graphs"])
     inputs = [vocab.encode(graph_probe.programl_inputs(g, cfg)) for g in built["graphs"]]
     graphs = [inputs[g] for g in built["graph_of"]]  # One graph per row, as PyG sees them.
@@ -91,6 +107,8 @@ def main():
         bench.num_classes,
         cfg.num_layers,
         cfg.num_relations,
+        cfg.residual,
+        cfg.layer_norm,
     )
     pyg_times = epoch_timing.time_pyg(pyg_model, data, args.batch_size, args.epochs, 1e-3)
     pyg_params = sum(p.numel() for p in pyg_model.parameters())
@@ -101,6 +119,9 @@ def main():
         "nodes": sum(int(g.n_node[0]) for g in graphs),
         "edges": sum(int(g.n_edge[0]) for g in graphs),
         "params": jax_params,
+        "layers": cfg.num_layers,
+        "residual": cfg.residual,
+        "layer_norm": cfg.layer_norm,
         "batch_size": args.batch_size,
         "steps_per_call": args.steps_per_call,
         "budget": vars(budget),
