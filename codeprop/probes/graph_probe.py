@@ -21,7 +21,7 @@ from codeprop.data import benchmarks, devmap
 from codeprop.graphs import ast, compiler, llvm_ir, programl, transforms
 from codeprop.models import gnn, rgcn
 from codeprop.probes import protocol as protocol_lib
-from codeprop.train import batchers, classifier
+from codeprop.train import batchers, classifier, ensembles
 
 REPRESENTATIONS = ("ast", "programl")
 NODE_TEXTS = ("text", "statement")
@@ -226,6 +226,7 @@ def run_graph_probe(
     raw_dir: str | None = None,
     cache_dir: str | None = None,
     frozen: bool = False,
+    ensemble: int = 1,
     checkpoint_every: float = 600.0,
 ) -> dict:
     """Runs a graph probe on a benchmark and writes its results to `workdir`.
@@ -258,6 +259,8 @@ def run_graph_probe(
       frozen: the random-init baseline: the GNN keeps its initialisation (from
         ``train.seed``) and a linear head is trained on its embeddings
         (`codeprop.train.classifier.fit_frozen`); otherwise the GNN is trained.
+      ensemble: models per fold, differing only in their seed (``train.seed + k``), their
+        predicted probabilities averaged (`codeprop.train.ensembles`); 1: one model.
       checkpoint_every: least seconds of training between two saves of an unfinished
         fold's training state, from which the same command resumes it (0: every epoch).
 
@@ -273,6 +276,8 @@ def run_graph_probe(
     wanted = gnn.GCNConfig if representation == "ast" else rgcn.RGCNConfig
     if not isinstance(model, wanted):
         raise ValueError(f"representation {representation!r} takes a {wanted.__name__}")
+    if ensemble < 1:
+        raise ValueError(f"ensemble must be at least 1, not {ensemble}")
     if node_texts not in NODE_TEXTS:
         raise ValueError(f"unknown node_texts {node_texts!r}; one of {NODE_TEXTS}")
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)
@@ -305,14 +310,17 @@ def run_graph_probe(
             module = rgcn.RGCN(model, len(vocab), bench.num_classes, sorted_receivers=True)
         data = batchers.Examples(graphs, built["graph_of"], labels, aux)
         fit = classifier.fit_frozen if frozen else classifier.fit
-        result = fit(module, data, split, train, **fit_kwargs)
-        return result, {"vocab_size": len(vocab)}
+        if ensemble == 1:
+            return fit(module, data, split, train, **fit_kwargs), {"vocab_size": len(vocab)}
+        result = ensembles.fit_members(fit, module, data, split, train, ensemble, **fit_kwargs)
+        return result, {"vocab_size": len(vocab), "members": result["members"]}
 
     settings = {
         "model": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(model).items()},
         **({"node_texts": node_texts} if representation == "programl" else {}),
         "vocab_min_count": vocab_min_count,
         "frozen": frozen,
+        **({"ensemble": ensemble} if ensemble != 1 else {}),
     }
     return protocol_lib.run(
         workdir=workdir,
@@ -323,7 +331,8 @@ def run_graph_probe(
         header={
             "representation": representation,
             "model": ("GCN" if representation == "ast" else "R-GCN")
-            + (" (random init, linear head)" if frozen else ""),
+            + (" (random init, linear head)" if frozen else "")
+            + (f", ensemble of {ensemble} seeds" if ensemble > 1 else ""),
             "settings": settings,
             "data": {"graphs": built["report"]},
         },

@@ -6,6 +6,7 @@
   (`GraphBatcher`, `SequenceBatcher`).
 - `steps`: train state, jitted train/eval/embed steps; `metrics`: host-side metrics.
 - `progress`: the progress lines of a run (rate, ETA, current metric).
+- `ensembles`: models differing only in their seed, their probabilities averaged.
 - `epoch_checkpoints`: a fold's training state saved between epochs (orbax), from which
   a stopped fold resumes exactly; `preemption`: SIGTERM as a stop at a safe point.
 - `pretrain`: the gin-launched sharded LM pretraining loop; `input_pipeline`: its seqio
