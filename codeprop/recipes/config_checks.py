@@ -81,11 +81,12 @@ def reachable(entry: str) -> set[str]:
         by_selector.setdefault(key, []).append(params)
     # A statically registered configurable (``@gin.configurable`` in codeprop, e.g.
     # `codeprop.train.pretrain.train`) takes its bindings wherever codeprop calls it.
-    static = [
-        key for key in by_selector
-        if not key.startswith("gin.macro:") and gin_config._REGISTRY.get_match(key) is not None
-        and gin_config._REGISTRY.get_match(key).import_source is None
-    ]  # fmt: skip
+    registered = {
+        key: gin_config._REGISTRY.get_match(key)
+        for key in by_selector
+        if not key.startswith("gin.macro:")
+    }
+    static = [key for key, found in registered.items() if found and found.import_source is None]
     seen, stack = set(), [entry, *static]
     while stack:
         selector = stack.pop()

@@ -408,8 +408,8 @@ def fit_frozen(
       model, data, split, config, batcher, initial_params, embed_all, memory_check: as in
         `fit` (``config.epochs`` and the optimiser settings are not used).
       regularisations: the grid of the head's ``C``.
-      unused: `fit`'s writer, step offset, progress and stop, accepted and ignored (a
-        frozen fit has no epochs to stop between).
+      unused: `fit`'s writer, step offset, progress, stop and checkpoints, accepted and
+        ignored (a frozen fit has no epochs to stop between or resume from).
 
     Returns:
       As `fit`, with ``best_epoch`` 0, ``history`` the validation accuracy of each ``C``,
