@@ -44,7 +44,7 @@ from collections.abc import Iterable, Sequence
 import jraph
 import numpy as np
 
-from codeprop.graphs import compiler, llvm_ir, node_text
+from codeprop.graphs import compiler, llvm_ir, node_text, numbers
 
 INSTRUCTION, VARIABLE, CONSTANT = 0, 1, 2
 CONTROL, DATA, CALL = 0, 1, 2
@@ -102,13 +102,19 @@ class ProgramGraph:
         # The root and undefined-function nodes have no full text: keep their own.
         return [full or short for full, short in zip(texts, self.node_text, strict=True)]
 
-    def to_graphs_tuple(self, statements: bool = False) -> jraph.GraphsTuple:
+    def number_texts(self, width: int) -> list[str]:
+        """N texts of the constants' numeric values (`codeprop.graphs.numbers`), "" for
+        every other node."""
+        return numbers.number_texts(self.node_full_text, self.node_type, CONSTANT, width)
+
+    def to_graphs_tuple(self, statements: bool = False, number_width: int = 0) -> jraph.GraphsTuple:
         """A single-graph numpy `jraph.GraphsTuple`.
 
         Nodes: ``node_type`` [N] int32 and ``text`` [N] object (strings; turn them into
         model inputs with `NodeTextVocab.encode`); with `statements`, also ``statement``
-        [N] object (`statement_texts`). Edges: ``type`` [E] int32 (the flow) and
-        ``position`` [E] int32.
+        [N] object (`statement_texts`); with `number_width` W > 0, also ``digits`` [N, W]
+        int32 (`codeprop.graphs.numbers.digit_ids` of `number_texts`). Edges: ``type``
+        [E] int32 (the flow) and ``position`` [E] int32.
         """
         nodes = {
             "node_type": self.node_type.astype(np.int32),
@@ -116,6 +122,8 @@ class ProgramGraph:
         }
         if statements:
             nodes["statement"] = np.array(self.statement_texts(), dtype=object)
+        if number_width:
+            nodes["digits"] = numbers.digit_ids(self.number_texts(number_width), number_width)
         return jraph.GraphsTuple(
             nodes=nodes,
             edges={

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import jraph
 import numpy as np
 
+from codeprop.graphs import numbers
 from codeprop.models import gnn
 
 NORMALIZATIONS = ("mean", "symmetric")
@@ -54,6 +55,10 @@ class RGCNConfig:
       residual: add each layer's input to its activated output where the two widths
         agree (every layer after the first whose width is the previous one's):
         ``x' = x + relu(conv(x))``.
+      number_width: 0 for node texts alone; else W: the batches carry ``nodes["digits"]``
+        [N, W] (`codeprop.graphs.numbers`: a constant's value, one character per
+        position) and a node's input is its text embedding plus the sum of a learned
+        embedding per (position, character) of its digits.
     """
 
     hidden_dim: int = 32
@@ -69,6 +74,7 @@ class RGCNConfig:
     num_positions: int = 0
     layer_norm: bool = False
     residual: bool = False
+    number_width: int = 0
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:
@@ -77,6 +83,8 @@ class RGCNConfig:
             raise ValueError(f"readout must be one of {gnn.READOUTS}, got {self.readout!r}")
         if self.num_layers < 1 or self.num_relations < 1 or self.num_bases < 0:
             raise ValueError("num_layers and num_relations must be >= 1, num_bases >= 0")
+        if self.number_width < 0:
+            raise ValueError(f"number_width must be >= 0, not {self.number_width}")
 
 
 def add_reverse_edges(graph: jraph.GraphsTuple, num_types: int = 3) -> jraph.GraphsTuple:
@@ -235,7 +243,8 @@ class RGCN(nn.Module):
 
     Inputs are padded batches with ``nodes["type"]`` (vocabulary ids, e.g. from
     `codeprop.graphs.programl.NodeTextVocab`), ``edges["type"]`` (relation) and
-    ``edges["norm"]`` (`add_rgcn_norm`; padding edges 0).
+    ``edges["norm"]`` (`add_rgcn_norm`; padding edges 0); with ``config.number_width``,
+    also ``nodes["digits"]`` [N, W].
 
     Attributes:
       config: hyperparameters.
@@ -252,6 +261,13 @@ class RGCN(nn.Module):
     def setup(self):
         cfg = self.config
         self.node_embed = gnn.node_embedding(self, self.vocab_size, cfg.hidden_dim)
+        if cfg.number_width:
+            # Scaled so that a number of W characters adds about as much as a node text.
+            self.digit_embed = self.param(
+                "digit_embed",
+                nn.initializers.normal(stddev=cfg.number_width**-0.5),
+                (cfg.number_width, numbers.NUM_IDS, cfg.hidden_dim),
+            )  # [W, A, H]
         dims = gnn.layer_dims(cfg.hidden_dim, cfg.embed_dim, cfg.num_layers)
         self.convs = [
             RelationalGraphConv(
@@ -270,13 +286,27 @@ class RGCN(nn.Module):
             self.norms = [nn.LayerNorm(name=f"norm_{i}") for i in range(len(dims))]
         self.head = nn.Dense(self.num_classes, name="head")
 
+    def node_inputs(self, nodes: dict) -> jax.Array:
+        """[N, H] node inputs with digits: the text embedding plus, per position w with a
+        character c (id > 0), ``digit_embed[w, c]``."""
+        digits = nodes["digits"]  # [N, W]
+        width = self.config.number_width
+        if digits.shape[1] != width:
+            raise ValueError(f"batches carry {digits.shape[1]} digits a node, the model {width}")
+        table = self.digit_embed.reshape(width * numbers.NUM_IDS, -1)  # [W*A, H]
+        slots = jnp.arange(width) * numbers.NUM_IDS + digits  # [N, W]
+        by_digit = jnp.where((digits > 0)[..., None], table[slots], 0.0)  # [N, W, H]
+        return self.node_embed[nodes["type"]] + by_digit.sum(axis=1)
+
     def embed(self, graphs: jraph.GraphsTuple, deterministic: bool = True) -> jax.Array:
         """[G, D] graph embeddings (the classifier's input, before auxiliary inputs)."""
         edges = (graphs.senders, graphs.receivers, graphs.edges["type"], graphs.edges["norm"])
         positions = graphs.edges["position"] if self.config.num_positions else None
         x = None
         for i, conv in enumerate(self.convs):
-            if i == 0:
+            if i == 0 and self.config.number_width:
+                h = conv(self.node_inputs(graphs.nodes), *edges, positions=positions)
+            elif i == 0:
                 h = conv(
                     self.node_embed, *edges, types=graphs.nodes["type"], positions=positions
                 )  # [N, D_0]

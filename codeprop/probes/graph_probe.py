@@ -101,6 +101,11 @@ def is_symmetric(graph) -> bool:
     return forward == backward
 
 
+# Model settings added after runs were saved: left out of the settings (and so of the fold
+# keys, `codeprop.probes.protocol.fold_key`) at their default, so those runs stay valid.
+OMITTED_AT_DEFAULT = {"number_width": 0}
+
+
 def build_programl_graphs(
     bench: benchmarks.Benchmark,
     raw_dir: str | None = None,
@@ -109,6 +114,7 @@ def build_programl_graphs(
     cache_dir: str | None = None,
     workers: int | None = None,
     statements: bool = False,
+    number_width: int = 0,
 ) -> dict:
     """ProGraML graphs of every example; identical inputs share a graph.
 
@@ -117,7 +123,8 @@ def build_programl_graphs(
     `codeprop.graphs.compiler.Compiler.compile_poj104` (cached by content).
 
     With `statements`, the graphs also carry ``nodes["statement"]``
-    (`codeprop.graphs.programl.ProgramGraph.statement_texts`).
+    (`codeprop.graphs.programl.ProgramGraph.statement_texts`); with `number_width` W,
+    ``nodes["digits"]`` [N, W] (the constants' values, `codeprop.graphs.numbers`).
 
     Returns:
       ``graphs`` (distinct, numpy GraphsTuples with ``nodes["text"]``), ``graph_of``
@@ -173,7 +180,7 @@ def build_programl_graphs(
             outcomes[f"over {max_nodes} nodes"] += 1
             continue
         index[key] = len(graphs)
-        graphs.append(graph.to_graphs_tuple(statements))
+        graphs.append(graph.to_graphs_tuple(statements, number_width))
         outcomes["graph"] += 1
     graph_of = np.array([index.get(k, -1) for k in keys], np.int64)
     nodes = np.array([int(g.n_node[0]) for g in graphs])
@@ -290,7 +297,13 @@ def run_graph_probe(
         built["fast_paths"] = fast_paths(model, built["inputs"])
     else:
         built = build_programl_graphs(
-            bench, raw_dir, per_use, max_nodes, cache_dir, statements=node_texts == "statement"
+            bench,
+            raw_dir,
+            per_use,
+            max_nodes,
+            cache_dir,
+            statements=node_texts == "statement",
+            number_width=model.number_width,
         )
         built["inputs"] = [programl_inputs(g, model) for g in built["graphs"]]
     vocab_fields = ("statement", "text") if node_texts == "statement" else ("text",)
@@ -316,7 +329,11 @@ def run_graph_probe(
         return result, {"vocab_size": len(vocab), "members": result["members"]}
 
     settings = {
-        "model": {k: list(v) if isinstance(v, tuple) else v for k, v in vars(model).items()},
+        "model": {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in vars(model).items()
+            if not (k in OMITTED_AT_DEFAULT and v == OMITTED_AT_DEFAULT[k])
+        },
         **({"node_texts": node_texts} if representation == "programl" else {}),
         "vocab_min_count": vocab_min_count,
         "frozen": frozen,

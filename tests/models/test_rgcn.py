@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from codeprop.graphs import batching, programl, transforms
+from codeprop.graphs import batching, numbers, programl, transforms
 from codeprop.models import gnn, rgcn
 
 from conftest import TESTDATA
@@ -268,3 +268,41 @@ def test_residual_layers_and_layer_norm():
         normed.apply({"params": scaled}, inputs, method="embed"),
         normed.apply({"params": params}, inputs, method="embed"), rtol=1e-3, atol=1e-4,
     )  # fmt: skip
+
+
+def test_digit_inputs():
+    """With number_width, a node's input adds its digits' embeddings: graphs that differ
+    only in a constant's value embed differently; at width 0 the model and its
+    parameters are the plain one's."""
+    ir = (TESTDATA / "ir" / "small.ll").read_text()
+    raw = [
+        programl.from_ir(text).to_graphs_tuple(number_width=12)
+        for text in (ir, ir.replace("store i32 3,", "store i32 700,"))
+    ]
+    vocab = programl.NodeTextVocab.build(raw)
+    assert (vocab.encode(raw[0]).nodes["type"] == vocab.encode(raw[1]).nodes["type"]).all()
+    cfg = rgcn.RGCNConfig(hidden_dim=8, embed_dim=6, number_width=12)
+    inputs = _inputs([vocab.encode(g) for g in raw], cfg)
+    model = rgcn.RGCN(cfg, len(vocab), 3, sorted_receivers=True)
+    batch = _batch(inputs)
+    params = model.init(jax.random.key(0), batch)["params"]
+    assert params["digit_embed"].shape == (12, numbers.NUM_IDS, 8)
+    embedded = model.apply({"params": params}, batch, method="embed")
+    assert float(jnp.abs(embedded[0] - embedded[1]).max()) > 1e-3
+    # Zero digit embeddings: the first layer sees the text embeddings alone, as the plain
+    # model's table lookup does.
+    plain = rgcn.RGCN(dataclasses.replace(cfg, number_width=0), len(vocab), 3, True)
+    plain_params = plain.init(jax.random.key(0), batch)["params"]
+    assert set(params) - set(plain_params) == {"digit_embed"}
+    silent = {**plain_params, "digit_embed": jnp.zeros_like(params["digit_embed"])}
+    with_digits = model.apply({"params": silent}, batch, method="embed")
+    np.testing.assert_allclose(
+        with_digits, plain.apply({"params": plain_params}, batch, method="embed"), rtol=1e-5
+    )
+    np.testing.assert_allclose(with_digits[0], with_digits[1], rtol=1e-6)
+    # Batches made for another width are refused.
+    wide = rgcn.RGCN(dataclasses.replace(cfg, number_width=16), len(vocab), 3, True)
+    with pytest.raises(ValueError, match="12 digits a node, the model 16"):
+        wide.init(jax.random.key(0), batch)
+    with pytest.raises(ValueError, match="number_width"):
+        rgcn.RGCNConfig(number_width=-1)

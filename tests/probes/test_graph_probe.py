@@ -144,3 +144,21 @@ def test_programl_probe_with_statement_texts(raw_dir, tfds_dir, tmp_path, monkey
     assert results["folds"][0]["vocab_size"] == len(vocab) > len(short) + 300
     with pytest.raises(ValueError, match="unknown node_texts"):
         _programl_probe(tmp_path, node_texts="full")
+
+
+def test_programl_probe_with_digits(raw_dir, tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    bench = benchmarks.load("devmap/amd", raw_dir=str(raw_dir))
+    built = graph_probe.build_programl_graphs(bench, str(raw_dir), number_width=12)
+    with_number = sum(int((g.nodes["digits"] > 0).any(axis=1).sum()) for g in built["graphs"])
+    constants = sum(int((g.nodes["node_type"] == programl.CONSTANT).sum()) for g in built["graphs"])
+    # Every scalar literal has a number; globals, undef, vectors and expressions do not.
+    assert (with_number, constants) == (13458, 13970)
+    cfg = rgcn.RGCNConfig(hidden_dim=8, embed_dim=16, number_width=12)
+    results = _programl_probe(tmp_path, max_folds=1, model=cfg, raw_dir=str(raw_dir))
+    assert results["settings"]["model"]["number_width"] == 12
+    assert 0.0 <= results["folds"][0]["accuracy"] <= 1.0
+    # At its default the setting is left out, so that runs saved before it existed keep
+    # their fold keys.
+    plain = _programl_probe(tmp_path / "plain", max_folds=1, raw_dir=str(raw_dir))
+    assert "number_width" not in plain["settings"]["model"]
