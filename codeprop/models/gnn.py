@@ -395,6 +395,37 @@ class GCN(nn.Module):
         return classify(h, self.head, self.config.num_aux, aux, rows)
 
 
+class MLPHead(nn.Module):
+    """A classifier head with one hidden layer: ``Dense(hidden) -> relu -> Dense(C)``.
+
+    A linear head over ``[graph embedding, aux inputs]`` adds the auxiliary inputs'
+    effect to every graph alike; the hidden layer lets it depend on the graph (devmap: a
+    kernel's device can flip with its transfer size in a way particular to the kernel).
+
+    Attributes:
+      hidden: width of the hidden layer.
+      num_classes: C.
+    """
+
+    hidden: int
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, h: jax.Array) -> jax.Array:
+        """[R, C] logits of [R, D + A] features."""
+        h = nn.relu(nn.Dense(self.hidden, name="hidden")(h))  # [R, hidden]
+        return nn.Dense(self.num_classes, name="out")(h)
+
+
+def make_head(hidden: int, num_classes: int) -> nn.Module:
+    """The head submodule ``head``: linear for ``hidden`` 0, else an `MLPHead`."""
+    if hidden < 0:
+        raise ValueError(f"head_hidden must be >= 0, not {hidden}")
+    if hidden == 0:
+        return nn.Dense(num_classes, name="head")
+    return MLPHead(hidden, num_classes, name="head")
+
+
 def node_embedding(module: nn.Module, vocab_size: int, dim: int) -> jax.Array:
     """The [V, H] node-input embedding parameter ``node_embed`` of a graph classifier."""
     return module.param("node_embed", nn.initializers.normal(stddev=1.0), (vocab_size, dim))

@@ -59,6 +59,8 @@ class RGCNConfig:
         [N, W] (`codeprop.graphs.numbers`: a constant's value, one character per
         position) and a node's input is its text embedding plus the sum of a learned
         embedding per (position, character) of its digits.
+      head_hidden: 0 for a linear classifier over ``[embedding, aux]``; else the width
+        of the hidden layer of an `codeprop.models.gnn.MLPHead`.
     """
 
     hidden_dim: int = 32
@@ -75,6 +77,7 @@ class RGCNConfig:
     layer_norm: bool = False
     residual: bool = False
     number_width: int = 0
+    head_hidden: int = 0
 
     def __post_init__(self):
         if self.normalization not in NORMALIZATIONS:
@@ -85,6 +88,8 @@ class RGCNConfig:
             raise ValueError("num_layers and num_relations must be >= 1, num_bases >= 0")
         if self.number_width < 0:
             raise ValueError(f"number_width must be >= 0, not {self.number_width}")
+        if self.head_hidden < 0:
+            raise ValueError(f"head_hidden must be >= 0, not {self.head_hidden}")
 
 
 def add_reverse_edges(graph: jraph.GraphsTuple, num_types: int = 3) -> jraph.GraphsTuple:
@@ -284,7 +289,7 @@ class RGCN(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout_rate)
         if cfg.layer_norm:
             self.norms = [nn.LayerNorm(name=f"norm_{i}") for i in range(len(dims))]
-        self.head = nn.Dense(self.num_classes, name="head")
+        self.head = gnn.make_head(cfg.head_hidden, self.num_classes)
 
     def node_inputs(self, nodes: dict) -> jax.Array:
         """[N, H] node inputs with digits: the text embedding plus, per position w with a

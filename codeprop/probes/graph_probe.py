@@ -103,7 +103,7 @@ def is_symmetric(graph) -> bool:
 
 # Model settings added after runs were saved: left out of the settings (and so of the fold
 # keys, `codeprop.probes.protocol.fold_key`) at their default, so those runs stay valid.
-OMITTED_AT_DEFAULT = {"number_width": 0}
+OMITTED_AT_DEFAULT = {"number_width": 0, "head_hidden": 0}
 
 
 def build_programl_graphs(

@@ -306,3 +306,45 @@ def test_digit_inputs():
         wide.init(jax.random.key(0), batch)
     with pytest.raises(ValueError, match="number_width"):
         rgcn.RGCNConfig(number_width=-1)
+
+
+def _fit_xor(head_hidden):
+    """Two graphs, each in two rows whose aux input is -1 or +1; the label is the graph
+    XOR (aux > 0). Returns the training accuracy after 300 Adam steps."""
+    graphs, vocab_size = _program_graphs()
+    cfg = rgcn.RGCNConfig(hidden_dim=8, embed_dim=8, num_aux=1, head_hidden=head_hidden)
+    batch = _batch(_inputs(graphs, cfg))
+    rows = jnp.array([0, 0, 1, 1])
+    aux = jnp.array([[-1.0], [1.0], [-1.0], [1.0]])
+    labels = jnp.array([0, 1, 1, 0])
+    model = rgcn.RGCN(cfg, vocab_size, 2, sorted_receivers=True)
+    params = model.init(jax.random.key(0), batch, aux, rows)["params"]
+    opt = optax.adam(0.03)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state):
+        def loss_fn(p):
+            logits = model.apply({"params": p}, batch, aux, rows)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+        grads = jax.grad(loss_fn)(params)
+        updates, state = opt.update(grads, state)
+        return optax.apply_updates(params, updates), state
+
+    for _ in range(300):
+        params, state = step(params, state)
+    predictions = model.apply({"params": params}, batch, aux, rows).argmax(-1)
+    return float((predictions == labels).mean()), params
+
+
+def test_mlp_head_lets_aux_inputs_depend_on_the_graph():
+    # A linear head adds the aux input's effect to both graphs alike: at most 3 of 4 rows.
+    accuracy, params = _fit_xor(0)
+    assert accuracy <= 0.75 and set(params["head"]) == {"kernel", "bias"}
+    accuracy, params = _fit_xor(16)
+    assert accuracy == 1.0
+    assert params["head"]["hidden"]["kernel"].shape == (8 + 1, 16)
+    assert params["head"]["out"]["kernel"].shape == (16, 2)
+    with pytest.raises(ValueError, match="head_hidden"):
+        rgcn.RGCNConfig(head_hidden=-1)
