@@ -243,6 +243,34 @@ class RelationalGraphConv(nn.Module):
         return out + bias
 
 
+def digit_embedding(module: nn.Module, width: int, dim: int) -> jax.Array:
+    """The [W, A, H] parameter ``digit_embed``: one vector per (position, character) of
+    a constant's digits (`codeprop.graphs.numbers`; A = `numbers.NUM_IDS`)."""
+    # Scaled so that a number of W characters adds about as much as a node text.
+    return module.param(
+        "digit_embed", nn.initializers.normal(stddev=width**-0.5), (width, numbers.NUM_IDS, dim)
+    )
+
+
+def node_inputs(node_embed: jax.Array, digit_embed: jax.Array, nodes: dict) -> jax.Array:
+    """[N, H] node inputs with digits: ``node_embed[type]`` plus, per position w whose
+    character id c is above 0, ``digit_embed[w, c]``.
+
+    Args:
+      node_embed: [V, H] text embedding.
+      digit_embed: [W, A, H] (`digit_embedding`).
+      nodes: ``type`` [N] and ``digits`` [N, W] int.
+    """
+    digits = nodes["digits"]  # [N, W]
+    width = digit_embed.shape[0]
+    if digits.shape[1] != width:
+        raise ValueError(f"batches carry {digits.shape[1]} digits a node, the model {width}")
+    table = digit_embed.reshape(width * numbers.NUM_IDS, -1)  # [W*A, H]
+    slots = jnp.arange(width) * numbers.NUM_IDS + digits  # [N, W]
+    by_digit = jnp.where((digits > 0)[..., None], table[slots], 0.0)  # [N, W, H]
+    return node_embed[nodes["type"]] + by_digit.sum(axis=1)
+
+
 class RGCN(nn.Module):
     """R-GCN graph classifier: node-text embedding -> R-GCN layers -> pooling -> head.
 
@@ -267,12 +295,7 @@ class RGCN(nn.Module):
         cfg = self.config
         self.node_embed = gnn.node_embedding(self, self.vocab_size, cfg.hidden_dim)
         if cfg.number_width:
-            # Scaled so that a number of W characters adds about as much as a node text.
-            self.digit_embed = self.param(
-                "digit_embed",
-                nn.initializers.normal(stddev=cfg.number_width**-0.5),
-                (cfg.number_width, numbers.NUM_IDS, cfg.hidden_dim),
-            )  # [W, A, H]
+            self.digit_embed = digit_embedding(self, cfg.number_width, cfg.hidden_dim)
         dims = gnn.layer_dims(cfg.hidden_dim, cfg.embed_dim, cfg.num_layers)
         self.convs = [
             RelationalGraphConv(
@@ -292,16 +315,8 @@ class RGCN(nn.Module):
         self.head = gnn.make_head(cfg.head_hidden, self.num_classes)
 
     def node_inputs(self, nodes: dict) -> jax.Array:
-        """[N, H] node inputs with digits: the text embedding plus, per position w with a
-        character c (id > 0), ``digit_embed[w, c]``."""
-        digits = nodes["digits"]  # [N, W]
-        width = self.config.number_width
-        if digits.shape[1] != width:
-            raise ValueError(f"batches carry {digits.shape[1]} digits a node, the model {width}")
-        table = self.digit_embed.reshape(width * numbers.NUM_IDS, -1)  # [W*A, H]
-        slots = jnp.arange(width) * numbers.NUM_IDS + digits  # [N, W]
-        by_digit = jnp.where((digits > 0)[..., None], table[slots], 0.0)  # [N, W, H]
-        return self.node_embed[nodes["type"]] + by_digit.sum(axis=1)
+        """[N, H] node inputs with digits (`node_inputs`)."""
+        return node_inputs(self.node_embed, self.digit_embed, nodes)
 
     def embed(self, graphs: jraph.GraphsTuple, deterministic: bool = True) -> jax.Array:
         """[G, D] graph embeddings (the classifier's input, before auxiliary inputs)."""

@@ -19,7 +19,7 @@ from absl import logging
 
 from codeprop.data import benchmarks, devmap
 from codeprop.graphs import ast, compiler, llvm_ir, programl, transforms
-from codeprop.models import gnn, rgcn
+from codeprop.models import ggnn, gnn, rgcn
 from codeprop.probes import protocol as protocol_lib
 from codeprop.train import batchers, classifier, ensembles
 
@@ -100,6 +100,8 @@ def is_symmetric(graph) -> bool:
     backward = sorted(zip(graph.receivers.tolist(), graph.senders.tolist(), norm.tolist()))
     return forward == backward
 
+
+MODEL_NAMES = {gnn.GCNConfig: "GCN", rgcn.RGCNConfig: "R-GCN", ggnn.GGNNConfig: "GGNN"}
 
 # Model settings added after runs were saved: left out of the settings (and so of the fold
 # keys, `codeprop.probes.protocol.fold_key`) at their default, so those runs stay valid.
@@ -206,7 +208,7 @@ def build_programl_graphs(
     }
 
 
-def programl_inputs(graph, model: rgcn.RGCNConfig):
+def programl_inputs(graph, model: rgcn.RGCNConfig | ggnn.GGNNConfig):
     """A ProGraML graph as the R-GCN consumes it: reverse edges as relations 3..5, sorted
     by receiver, with edge coefficients. Independent of the vocabulary."""
     graph = transforms.sort_edges_by_receiver(rgcn.add_reverse_edges(graph, programl.NUM_FLOWS))
@@ -217,7 +219,7 @@ def run_graph_probe(
     *,
     workdir: str | os.PathLike,
     benchmark: str,
-    model: gnn.GCNConfig | rgcn.RGCNConfig,
+    model: gnn.GCNConfig | rgcn.RGCNConfig | ggnn.GGNNConfig,
     train: classifier.TrainConfig,
     representation: str = "ast",
     protocol: str = "kfold",
@@ -241,7 +243,8 @@ def run_graph_probe(
     Args:
       workdir: output directory (created).
       benchmark: ``devmap/amd``, ``devmap/nvidia`` or ``poj104``.
-      model: GNN hyperparameters: a `gnn.GCNConfig` for ``ast``, an `rgcn.RGCNConfig` for
+      model: GNN hyperparameters: a `gnn.GCNConfig` for ``ast``; an `rgcn.RGCNConfig` (or a
+        `ggnn.GGNNConfig`, ProGraML's own model) for
         ``programl``.
       train: optimisation settings.
       representation: ``ast`` (tree-sitter AST + GCN) or ``programl`` (ProGraML graph of
@@ -280,9 +283,10 @@ def run_graph_probe(
     """
     if representation not in REPRESENTATIONS:
         raise ValueError(f"unknown representation {representation!r}; one of {REPRESENTATIONS}")
-    wanted = gnn.GCNConfig if representation == "ast" else rgcn.RGCNConfig
+    wanted = (gnn.GCNConfig,) if representation == "ast" else (rgcn.RGCNConfig, ggnn.GGNNConfig)
     if not isinstance(model, wanted):
-        raise ValueError(f"representation {representation!r} takes a {wanted.__name__}")
+        names = " or ".join(w.__name__ for w in wanted)
+        raise ValueError(f"representation {representation!r} takes a {names}")
     if ensemble < 1:
         raise ValueError(f"ensemble must be at least 1, not {ensemble}")
     if node_texts not in NODE_TEXTS:
@@ -320,7 +324,8 @@ def run_graph_probe(
         else:
             vocab = programl.NodeTextVocab.build(train_graphs, vocab_min_count, vocab_fields)
             graphs = [vocab.encode(g) for g in built["inputs"]]
-            module = rgcn.RGCN(model, len(vocab), bench.num_classes, sorted_receivers=True)
+            kind = ggnn.GGNN if isinstance(model, ggnn.GGNNConfig) else rgcn.RGCN
+            module = kind(model, len(vocab), bench.num_classes, sorted_receivers=True)
         data = batchers.Examples(graphs, built["graph_of"], labels, aux)
         fit = classifier.fit_frozen if frozen else classifier.fit
         if ensemble == 1:
@@ -347,7 +352,7 @@ def run_graph_probe(
         train=train,
         header={
             "representation": representation,
-            "model": ("GCN" if representation == "ast" else "R-GCN")
+            "model": MODEL_NAMES[type(model)]
             + (" (random init, linear head)" if frozen else "")
             + (f", ensemble of {ensemble} seeds" if ensemble > 1 else ""),
             "settings": settings,

@@ -3,7 +3,7 @@ import pytest
 
 from codeprop.data import benchmarks
 from codeprop.graphs import ast, programl
-from codeprop.models import gnn, rgcn
+from codeprop.models import ggnn, gnn, rgcn
 from codeprop.probes import graph_probe, protocol, report
 from codeprop.train import classifier
 
@@ -162,3 +162,15 @@ def test_programl_probe_with_digits(raw_dir, tfds_dir, tmp_path, monkeypatch):
     # their fold keys.
     plain = _programl_probe(tmp_path / "plain", max_folds=1, raw_dir=str(raw_dir))
     assert "number_width" not in plain["settings"]["model"]
+
+
+def test_programl_probe_with_ggnn(raw_dir, tfds_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    cfg = ggnn.GGNNConfig(hidden_dim=8, embed_dim=16, layer_timesteps=(1, 1))
+    results = _programl_probe(
+        tmp_path, max_folds=1, model=cfg, aux_inputs=True, raw_dir=str(raw_dir)
+    )
+    assert results["model"] == "GGNN + aux inputs"
+    assert results["settings"]["model"]["layer_timesteps"] == [1, 1]
+    assert results["folds"][0]["test"] == 68
+    assert np.load(tmp_path / "embeddings.npz")["embeddings"].shape == (680, 16)
