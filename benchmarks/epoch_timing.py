@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import torch
 import torch_geometric
+from torch_geometric.data import Data
 from torch_geometric.loader import DataLoader
 
 from codeprop.graphs import batching
@@ -56,6 +57,27 @@ def time_codeprop(model, graphs, labels, batch_size, epochs, lr, seed, steps_per
         jax.block_until_ready(state.params)
         times.append(time.perf_counter() - start)
     return times, sum(x.size for x in jax.tree.leaves(state.params)), budget
+
+
+def pyg_rows(graphs, labels) -> list:
+    """PyG `Data` of codeprop's ProGraML model inputs, one per row: node texts ``x``,
+    edges and relations, the label, and the constants' ``digits`` where the graphs
+    carry them."""
+    return [
+        Data(
+            x=torch.from_numpy(g.nodes["type"].astype(np.int64)),
+            num_nodes=int(g.n_node[0]),
+            edge_index=torch.from_numpy(np.stack([g.senders, g.receivers]).astype(np.int64)),
+            edge_type=torch.from_numpy(g.edges["type"].astype(np.int64)),
+            y=torch.tensor([int(y)]),
+            **(
+                {"digits": torch.from_numpy(g.nodes["digits"].astype(np.int64))}
+                if "digits" in g.nodes
+                else {}
+            ),
+        )
+        for g, y in zip(graphs, labels, strict=True)
+    ]
 
 
 def summary(jax_times, pyg_times) -> dict:

@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 
 import epoch_timing
-import numpy as np
 import timing
 import torch
-from torch_geometric.data import Data
 from torch_geometric.nn import RGCNConv, global_add_pool
 
 from codeprop.data import benchmarks
@@ -89,16 +87,7 @@ def main():
     jax_times, jax_params, budget = epoch_timing.time_codeprop(
         model, graphs, labels, args.batch_size, args.epochs, 1e-3, 0, args.steps_per_call
     )
-    data = [
-        Data(
-            x=torch.from_numpy(g.nodes["type"].astype(np.int64)),
-            num_nodes=int(g.n_node[0]),
-            edge_index=torch.from_numpy(np.stack([g.senders, g.receivers]).astype(np.int64)),
-            edge_type=torch.from_numpy(g.edges["type"].astype(np.int64)),
-            y=torch.tensor([int(y)]),
-        )
-        for g, y in zip(graphs, labels, strict=True)
-    ]
+    data = epoch_timing.pyg_rows(graphs, labels)
     torch.manual_seed(0)
     pyg_model = PygGGNN(
         len(vocab),
