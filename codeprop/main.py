@@ -236,6 +236,9 @@ def main(argv):
     if "arm_runs" in results:  # a comparison or a sweep
         for name, state in results["arm_runs"].items():
             print(f"{name}: {state}")
+        if results.get("preempted"):
+            print(f"stopped by SIGTERM; the same command resumes the arms in {WORKDIR.value}")
+            return
         for name, reason in results["left_out"].items():
             print(f"left out of the report: {name}: {reason}")
         print(f"report written to {results['report']}")

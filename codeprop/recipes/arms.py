@@ -13,7 +13,9 @@ changing codeprop, rerun. Processes may share an arms directory (two comparisons
 common arms, a sweep beside a comparison): an arm's run holds a lock in its directory, and
 a process that finds the lock held waits and then reuses the finished run. The comparison
 (`codeprop.recipes.comparison`) and the sweeps (`codeprop.recipes.sweep`) run their arms
-through `run_or_reuse`.
+through `run_or_reuse`. SIGTERM to that process (a batch scheduler's time limit, ``kill``)
+is passed on to the running arms, which stop at their next safe point; no further arm
+starts, and the same command resumes them.
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 from codeprop.data import json_files
 from codeprop.recipes import config_checks
 from codeprop.recipes import workdir as workdir_lib
+from codeprop.train import preemption
 
 FINISHED = ("operative_config.gin", "results.json", "embeddings.npz")
 INPUTS = "inputs.json"
@@ -39,6 +44,39 @@ INPUTS = "inputs.json"
 HASHED_BYTES = 256 << 20
 LOCK = ".running.lock"
 """Held by the process running an arm, so that two never run the same arm at once."""
+STOPPED = "stopped by SIGTERM"
+"""How an arm's state begins when SIGTERM stopped it or kept it from starting."""
+
+
+class Children:
+    """The running arms' child processes; `stop` passes SIGTERM on to each of them, and
+    to any started after it (`stopping` is then true)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._live: set[subprocess.Popen] = set()
+        self.stopping = False
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopping = True
+            for child in self._live:
+                child.send_signal(signal.SIGTERM)
+
+    def add(self, child: subprocess.Popen) -> None:
+        with self._lock:
+            self._live.add(child)
+            if self.stopping:  # SIGTERM came while it was starting
+                child.send_signal(signal.SIGTERM)
+
+    def remove(self, child: subprocess.Popen) -> None:
+        with self._lock:
+            self._live.discard(child)
+
+
+def stopped(arm_runs: dict[str, str]) -> bool:
+    """Whether SIGTERM stopped any arm of `run_or_reuse`'s states (the run then resumes)."""
+    return any(STOPPED in state for state in arm_runs.values())
 
 
 def slug(name: str) -> str:
@@ -162,10 +200,17 @@ def code_version() -> str:
     return commit + (" +local changes" if dirty else "")
 
 
-def run_arm(name: str, arm_dir: pathlib.Path, files: list[str], bindings: list[str]) -> int:
+def run_arm(
+    name: str,
+    arm_dir: pathlib.Path,
+    files: list[str],
+    bindings: list[str],
+    children: Children | None = None,
+) -> int:
     """Runs one arm's experiment in a child process; its output lines get the arm's name
     in front and go to ``log.txt``, and ``run.json`` records the command, the code
-    version, the start time, the seconds taken and the exit status. Returns the status."""
+    version, the start time, the seconds taken and the exit status. Returns the status.
+    The child is in `children` while it runs (so that SIGTERM reaches it)."""
     # The arm's config changed when it runs again over a finished run: its old outputs
     # are moved to replaced/ (`codeprop.recipes.workdir`); the same config resumes.
     command = [sys.executable, "-m", "codeprop.main", f"--workdir={arm_dir}", "--overwrite"]
@@ -186,10 +231,16 @@ def run_arm(name: str, arm_dir: pathlib.Path, files: list[str], bindings: list[s
             bufsize=1,
             env=os.environ | {"PYTHONUNBUFFERED": "1"},  # its progress as it happens
         )
-        for line in child.stdout:
-            log.write(line)
-            print(f"[{name}] {line}", end="", flush=True)
-        status = child.wait()
+        if children is not None:
+            children.add(child)
+        try:
+            for line in child.stdout:
+                log.write(line)
+                print(f"[{name}] {line}", end="", flush=True)
+            status = child.wait()
+        finally:
+            if children is not None:
+                children.remove(child)
     record |= {"seconds": round(time.perf_counter() - start, 1), "exit_status": status}
     (arm_dir / "run.json").write_text(json.dumps(record, indent=1) + "\n")
     return status
@@ -220,8 +271,13 @@ def run_or_reuse(
       parallel: how many arms run at once (each its own process, started in the order of
         `arms`); the results do not depend on it, only the wall time.
 
+    SIGTERM (to this process, in its main thread) is passed on to the running arms, which
+    stop at a safe point, and keeps the others from starting: their states then begin
+    with `STOPPED` or are ``not run (stopped by SIGTERM)`` (see `stopped`).
+
     Returns:
-      (name -> workdir, name -> what happened: reused, ran in N s, failed, not run).
+      (name -> workdir, name -> what happened: reused, ran in N s, failed, stopped by
+      SIGTERM, not run).
     """
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, not {parallel}")
@@ -242,25 +298,47 @@ def run_or_reuse(
             to_run.append(name)
             print(f"[{name}] to run ({why})", flush=True)
 
+    children = Children()
+    not_started = f"not run ({STOPPED} before it started)"
+
     def one(name: str) -> str:
         arm_dir = arm_dirs[name]
         arm_dir.mkdir(parents=True, exist_ok=True)
         with open(arm_dir / LOCK, "w") as lock:
             # Another process (a second comparison or sweep over this workdir) may be
             # running this arm: wait for it, then reuse what it finished.
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            while not _try_lock(lock):
+                if children.stopping:
+                    return not_started
+                time.sleep(1.0)
             if not rerun and is_finished(arm_dir, configs[name]) is None:
                 print(f"[{name}] reusing {arm_dir} (finished by another process)", flush=True)
                 return "reused a finished run of the same config"
+            if children.stopping:
+                return not_started
             print(f"[{name}] running in {arm_dir}", flush=True)
             (arm_dir / INPUTS).write_text(json.dumps(input_digests(configs[name]), indent=1))
             start = time.perf_counter()
-            status = run_arm(name, arm_dir, *arms[name])
+            status = run_arm(name, arm_dir, *arms[name], children=children)
+        if children.stopping and (status != 0 or is_finished(arm_dir, configs[name])):
+            return f"{STOPPED} (exit status {status}); the same command resumes it"
         if status != 0:
             return f"failed (exit status {status}; see {arm_dir / 'log.txt'})"
         return f"ran in {time.perf_counter() - start:.0f} s"
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
+    with (
+        preemption.Preemption(on_request=children.stop),
+        concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool,
+    ):
         for name, state in zip(to_run, pool.map(one, to_run), strict=True):
             arm_runs[name] = state
     return arm_dirs, {name: arm_runs[name] for name in arms}
+
+
+def _try_lock(lock) -> bool:
+    """Takes the exclusive lock on the open file `lock` if no other process holds it."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

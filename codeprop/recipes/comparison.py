@@ -88,7 +88,8 @@ def run_comparison(
 
     Returns:
       The comparison (`codeprop.analysis.comparison.as_json`) with ``arm_runs`` (what
-      happened to each arm), ``report_dir`` and ``report`` (the path of report.md).
+      happened to each arm), ``report_dir`` and ``report`` (the path of report.md); or,
+      when SIGTERM stopped it, ``{"preempted": True, "arm_runs"}`` (no report).
     """
     workdir = pathlib.Path(workdir).resolve()
     specs = {name: arms_lib.split_spec(list(spec)) for name, spec in arms.items()}
@@ -102,6 +103,8 @@ def run_comparison(
     arm_dirs, arm_runs = arms_lib.run_or_reuse(
         pathlib.Path(arms_dir) if arms_dir else workdir / "arms", specs, rerun, run, parallel
     )
+    if arms_lib.stopped(arm_runs):  # SIGTERM: no report from a part of the arms
+        return {"preempted": True, "arm_runs": arm_runs}
     start = time.perf_counter()
     result = comparison_lib.compare(
         arm_dirs, benchmark, protocol, split_seed, metric, tsne_classes, seed

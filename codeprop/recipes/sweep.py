@@ -71,7 +71,8 @@ def run_sweep(
     Returns:
       ``points`` (per point: ``name``, ``bindings``, ``validation_accuracy`` or the
       reason it has none), ``chosen`` (name, bindings, validation accuracy and its test
-      accuracy), ``arm_runs``, ``left_out`` and ``report`` (the path of sweep.md).
+      accuracy), ``arm_runs``, ``left_out`` and ``report`` (the path of sweep.md); or,
+      when SIGTERM stopped it, ``{"preempted": True, "arm_runs"}`` (nothing chosen).
     """
     workdir = pathlib.Path(workdir).resolve()
     files, base_bindings = arms_lib.split_spec(list(base))
@@ -83,6 +84,8 @@ def run_sweep(
     arm_dirs, arm_runs = arms_lib.run_or_reuse(
         pathlib.Path(arms_dir) if arms_dir else workdir / "arms", specs, rerun, run, parallel
     )
+    if arms_lib.stopped(arm_runs):  # SIGTERM: no report from a part of the arms
+        return {"preempted": True, "arm_runs": arm_runs}
     rows, left_out, finished = [], {}, {}
     for name, (_, point_bindings) in specs.items():
         path = arm_dirs[name] / "results.json"

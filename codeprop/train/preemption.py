@@ -12,10 +12,15 @@ class Preemption:
 
     Outside the main thread no handler can be installed: SIGTERM then keeps its previous
     effect.
+
+    Args:
+      on_request: called (in the main thread, from the handler) each time SIGTERM arrives,
+        e.g. to pass it on to child processes.
     """
 
-    def __init__(self):
+    def __init__(self, on_request=None):
         self.requested = False
+        self._on_request = on_request
         self._previous = None
 
     def __enter__(self):
@@ -28,6 +33,8 @@ class Preemption:
     def _handle(self, signum, frame):
         del signum, frame
         self.requested = True
+        if self._on_request is not None:
+            self._on_request()
 
     def __exit__(self, *exc):
         if self._previous is not None:

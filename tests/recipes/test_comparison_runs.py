@@ -2,6 +2,12 @@
 config, rerun when it changed, left out (with the reason) when they fail."""
 
 import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -161,3 +167,62 @@ def test_common_macro_bindings_go_to_the_arms_that_use_them(in_repo):
     assert config_checks.macro_name("gnn.GCNConfig.hidden_dim = 3") is None
     with pytest.raises(ValueError, match=r"macros that no arm uses \(misspelt\?\): \['EPOCHZ'\]"):
         comparison._with_common_bindings(specs, ["EPOCHZ = 2"])
+
+
+STOPPING = r"""
+import json, pathlib, sys
+from codeprop.recipes import arms
+gcn = ["gin/experiments/devmap_amd_ast_gcn.gin"]
+specs = {
+    "AST + GCN (long)": (gcn, ["MAX_FOLDS = 1", "EPOCHS = 1000000"]),
+    "AST + GCN (next)": (gcn, ["MAX_FOLDS = 1", "EPOCHS = 1"]),
+}
+_, runs = arms.run_or_reuse(pathlib.Path(sys.argv[1]), specs)
+print(json.dumps(runs))
+"""
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_sigterm_to_the_parent_stops_its_running_arm_and_starts_no_other(in_repo, tmp_path):
+    # A batch scheduler signals the parent's pid only: the running arm (a child process)
+    # must stop with it, not run on as an orphan, and the next arm must not start.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", STOPPING, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    child = None
+    try:
+        deadline = time.monotonic() + 300
+        # The arm's child writes metrics/ just before its folds start (stoppable then).
+        while not (tmp_path / "ast_gcn_long" / "metrics").is_dir():
+            assert time.monotonic() < deadline and parent.poll() is None
+            time.sleep(0.2)
+        time.sleep(2)
+        (child,) = _children_of(parent.pid)
+        parent.send_signal(signal.SIGTERM)
+        out, _ = parent.communicate(timeout=300)
+    finally:
+        parent.kill()
+        if child is not None and pathlib.Path(f"/proc/{child}").exists():
+            os.kill(child, signal.SIGKILL)  # an orphan of a failed test
+    assert parent.returncode == 0
+    runs = json.loads(out.splitlines()[-1])
+    # It stopped at a safe point (its epoch), resumable: not killed.
+    assert runs["AST + GCN (long)"].startswith(arms.STOPPED + " (exit status 0)")
+    status = json.loads((tmp_path / "ast_gcn_long" / "run_status.json").read_text())
+    assert status["state"] == "stopped"
+    assert runs["AST + GCN (next)"] == f"not run ({arms.STOPPED} before it started)"
+    assert arms.stopped(runs) and not arms.stopped({"a": "ran in 3 s"})
+    assert not pathlib.Path(f"/proc/{child}").exists()  # ended, and reaped by the parent
+    assert not (tmp_path / "ast_gcn_next" / "log.txt").exists()
+    assert arms.is_finished(tmp_path / "ast_gcn_long", "") is not None
