@@ -151,3 +151,16 @@ def write_bpe_tokenizer(directory: pathlib.Path, vocab_size: int = 400) -> pathl
     directory.mkdir(parents=True, exist_ok=True)
     bpe.save(str(directory / "tokenizer.json"))
     return directory / "tokenizer.json"
+
+
+def halves_and_quarters(n: int) -> dict:
+    """A split of rows 0..n-1: the first half trains, the next quarter validates, the last
+    quarter tests (the heads' tests)."""
+    import numpy as np
+
+    rows = np.arange(n)
+    return {
+        "train": rows[: n // 2],
+        "validation": rows[n // 2 : 3 * n // 4],
+        "test": rows[3 * n // 4 :],
+    }

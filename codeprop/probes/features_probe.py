@@ -8,6 +8,11 @@ every token id of a tokenizer, and a logistic-regression head
 rows) reads it. Splits, metrics and result files are
 `codeprop.probes.protocol`'s, the same as every other probe's; the histogram is the
 embedding written to ``embeddings.npz``.
+
+``head = 'boosted_trees'`` reads the same features with gradient-boosted trees
+(`codeprop.train.boosted_head`, their settings chosen on validation rows), and
+``features = 'none'`` leaves only devmap's auxiliary inputs (the floor of what a program
+representation adds to them).
 """
 
 from __future__ import annotations
@@ -17,13 +22,20 @@ import os
 import numpy as np
 
 from codeprop.data import benchmarks
-from codeprop.graphs import ast
+from codeprop.graphs import ast, programl
 from codeprop.probes import graph_probe, llm_probe
 from codeprop.probes import protocol as protocol_lib
 from codeprop.tokens import tokenization
-from codeprop.train import classifier, linear_head
+from codeprop.train import boosted_head, classifier, linear_head
 
-FEATURES = ("ast_node_types", "tokens")
+FEATURES = ("ast_node_types", "tokens", "programl_node_texts", "none")
+HEADS = ("linear", "boosted_trees")
+REPRESENTATIONS = {
+    "ast_node_types": "ast",
+    "tokens": "tokens",
+    "programl_node_texts": "programl",
+    "none": "none",
+}
 UNTRUNCATED = 1 << 62
 """Token histograms count the whole source."""
 
@@ -32,6 +44,17 @@ def node_type_histograms(graphs, vocab: ast.NodeTypeVocab, language: str) -> np.
     """[G, V] counts of each vocabulary node type in each AST graph."""
     table = vocab.table(language)
     return np.stack([np.bincount(table[g.nodes["kind"]], minlength=len(vocab)) for g in graphs])
+
+
+def node_text_histograms(graphs) -> tuple[np.ndarray, programl.NodeTextVocab]:
+    """[G, V] counts of each ProGraML node text (opcode or type) in each graph, over the
+    texts of all `graphs` (a text that no training graph holds is a column of zeros there:
+    neither head can use it, so the columns need no fold of their own)."""
+    vocab = programl.NodeTextVocab.build(graphs)
+    counts = np.zeros((len(graphs), len(vocab)), np.int64)
+    for i, g in enumerate(graphs):
+        counts[i] = np.bincount(vocab.ids(g.nodes["text"].tolist()), minlength=len(vocab))
+    return counts, vocab
 
 
 def run_features_probe(
@@ -47,6 +70,8 @@ def run_features_probe(
     aux_inputs: bool = False,
     source_field: str | None = None,
     regularisations: tuple[float, ...] = linear_head.REGULARISATIONS,
+    head: str = "linear",
+    tree_grid: tuple[dict, ...] = boosted_head.GRID,
     raw_dir: str | None = None,
 ) -> dict:
     """Trains a linear head on histogram features of a benchmark; writes the results.
@@ -54,10 +79,15 @@ def run_features_probe(
     Args:
       workdir: output directory (created).
       benchmark: ``devmap/amd``, ``devmap/nvidia`` or ``poj104``.
-      features: ``ast_node_types`` (the grammar's named node types) or ``tokens`` (ids of
-        `tokenizer`).
+      features: ``ast_node_types`` (the grammar's named node types), ``tokens`` (ids of
+        `tokenizer`), ``programl_node_texts`` (opcodes and types of the ProGraML graph's
+        nodes, `node_text_histograms`) or ``none`` (no program features: the auxiliary
+        inputs alone, which it requires; the embedding is then empty, [N, 0]).
       tokenizer: ``'bytes'`` or a tokenizer.json / SentencePiece path (``tokens`` only).
-      regularisations: the grid of the head's ``C`` (chosen on validation rows).
+      regularisations: the grid of the linear head's ``C`` (chosen on validation rows).
+      head: ``linear`` (logistic regression) or ``boosted_trees``
+        (`codeprop.train.boosted_head`).
+      tree_grid: the boosted trees' settings (chosen on validation rows).
       protocol, num_folds, split_seed, max_folds, aux_inputs, source_field, raw_dir: as in
         `codeprop.probes.graph_probe.run_graph_probe`.
 
@@ -66,10 +96,21 @@ def run_features_probe(
     """
     if features not in FEATURES:
         raise ValueError(f"unknown features {features!r}; one of {FEATURES}")
+    if head not in HEADS:
+        raise ValueError(f"unknown head {head!r}; one of {HEADS}")
+    if features == "none" and not aux_inputs:
+        raise ValueError("features = 'none' reads the auxiliary inputs alone: set aux_inputs")
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)
     protocol_lib.check_aux_inputs(bench, aux_inputs)
     labels = np.array(bench.labels, np.int32)
-    if features == "ast_node_types":
+    if features == "none":
+        counts = np.zeros((len(labels), 0), np.int64)
+        input_of, data_report = np.arange(len(labels)), {}
+    elif features == "programl_node_texts":
+        built = graph_probe.build_programl_graphs(bench, raw_dir)
+        counts, _ = node_text_histograms(built["graphs"])
+        input_of, data_report = built["graph_of"], {"graphs": built["report"]}
+    elif features == "ast_node_types":
         built = graph_probe.build_ast_graphs(bench, source_field)
         vocab = ast.NodeTypeVocab.of_grammar(built["language"])
         counts = node_type_histograms(built["graphs"], vocab, built["language"])
@@ -86,7 +127,10 @@ def run_features_probe(
     def fit_fold(split, aux, fit_kwargs):
         rows, _ = linear_head.concatenated(split)
         embeddings = np.log1p(counts[input_of[rows]]).astype(np.float32)  # [n, V]
-        result = classifier.read_by_linear_head(embeddings, labels, aux, split, regularisations)
+        if head == "linear":
+            result = classifier.read_by_linear_head(embeddings, labels, aux, split, regularisations)
+        else:
+            result = classifier.read_by_boosted_head(embeddings, labels, aux, split, tree_grid)
         return result, {"vocab_size": counts.shape[1]}
 
     return protocol_lib.run(
@@ -96,13 +140,19 @@ def run_features_probe(
         fit_fold=fit_fold,
         train=classifier.TrainConfig(epochs=0),
         header={
-            "representation": "ast" if features == "ast_node_types" else "tokens",
-            "model": f"bag of {features.replace('_', ' ')} (linear head)",
+            "representation": REPRESENTATIONS[features],
+            "model": (
+                "no program features"
+                if features == "none"
+                else f"bag of {features.replace('_', ' ')}"
+            )
+            + f" ({head.replace('_', ' ')} head)",
             "settings": {
                 "features": features,
                 "tokenizer": tokenizer if features == "tokens" else None,
                 "regularisations": list(regularisations),
-            },
+            }
+            | ({"head": head, "tree_grid": list(tree_grid)} if head != "linear" else {}),
             "data": data_report,
         },
         protocol=protocol,

@@ -107,6 +107,8 @@ def fold_record(
     }
     if "regularisation" in result:  # A frozen encoder's linear head (`classifier.fit_frozen`).
         fold["regularisation"] = result["regularisation"]
+    if "head_setting" in result:  # Boosted trees' chosen setting (`codeprop.train.boosted_head`).
+        fold["head_setting"] = result["head_setting"]
     if bench.platform:
         test_examples = [bench.examples[j] for j in split["test"]]
         fold.update(devmap.speedup_over_static(predictions, test_examples, bench.platform))

@@ -22,6 +22,7 @@ from clu import metric_writers
 from codeprop.models import gnn
 from codeprop.train import (
     batchers,
+    boosted_head,
     epoch_checkpoints,
     linear_head,
     partitioning,
@@ -464,13 +465,45 @@ def read_by_linear_head(
       ``rows`` and ``embeddings``.
     """
     rows, local = linear_head.concatenated(split)
-    features = embeddings if aux is None else np.concatenate([embeddings, aux[rows]], axis=1)
-    head = linear_head.fit_linear_head(features, labels[rows], local, regularisations)
+    head = linear_head.fit_linear_head(
+        _with_aux(embeddings, aux, rows), labels[rows], local, regularisations
+    )
+    return _read_result(head, embeddings, rows, local, encoder_params) | {
+        "regularisation": head["regularisation"]
+    }
+
+
+def read_by_boosted_head(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    aux: np.ndarray | None,
+    split: dict[str, np.ndarray],
+    grid: tuple[dict, ...] = boosted_head.GRID,
+    encoder_params: int = 0,
+    seed: int = 0,
+) -> dict:
+    """As `read_by_linear_head`, with gradient-boosted trees (`codeprop.train.boosted_head`,
+    their setting chosen on the validation rows from `grid`) for the head; ``head_setting``
+    holds the chosen setting instead of ``regularisation``."""
+    rows, local = linear_head.concatenated(split)
+    head = boosted_head.fit_boosted_head(
+        _with_aux(embeddings, aux, rows), labels[rows], local, grid, seed
+    )
+    return _read_result(head, embeddings, rows, local, encoder_params) | {
+        "head_setting": head["setting"]
+    }
+
+
+def _with_aux(embeddings, aux, rows) -> np.ndarray:
+    return embeddings if aux is None else np.concatenate([embeddings, aux[rows]], axis=1)
+
+
+def _read_result(head: dict, embeddings, rows, local, encoder_params: int) -> dict:
+    """A fold's result from a head fitted on fixed embeddings (no epochs)."""
     return {
         "num_params": encoder_params + head["num_params"],
         "best_epoch": 0,
         "best_validation_accuracy": head["validation_accuracy"],
-        "regularisation": head["regularisation"],
         "history": head["history"],
         "test_logits": head["test_logits"],
         "test_embeddings": embeddings[local["test"]],

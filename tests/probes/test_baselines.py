@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 
 from codeprop.checkpoints import hf
-from codeprop.graphs import ast
+from codeprop.graphs import ast, programl
 from codeprop.models import decoder, gnn, heads
 from codeprop.probes import features_probe, graph_probe, llm_probe
 from codeprop.tokens import tokenization
-from codeprop.train import classifier
+from codeprop.train import boosted_head, classifier
 
 CONFIG = decoder.tiny(vocab_size=263).replace(embed_dim=32, mlp_dim=64, num_layers=2)
 
@@ -107,3 +107,68 @@ def test_frozen_checkpoint_embeddings_are_the_checkpoints(devmap_amd, raw_dir, t
     want = model.apply({"params": {"decoder": params, **head}}, tokens, method="embed")
     got = data["fold_embeddings"][0, 0]
     np.testing.assert_allclose(got, np.asarray(want)[0], rtol=2e-4, atol=2e-5)
+
+
+def test_the_aux_inputs_alone_read_by_boosted_trees_and_by_a_line(raw_dir, tmp_path):
+    runs = {
+        head: features_probe.run_features_probe(
+            workdir=tmp_path / head,
+            benchmark="devmap/amd",
+            features="none",
+            head=head,
+            max_folds=2,
+            aux_inputs=True,
+            raw_dir=str(raw_dir),
+        )
+        for head in features_probe.HEADS
+    }
+    trees, line = runs["boosted_trees"], runs["linear"]
+    assert trees["model"] == "no program features (boosted trees head) + aux inputs"
+    for fold in trees["folds"]:
+        assert fold["head_setting"] in boosted_head.GRID and fold["num_params"] > 100
+        assert fold["vocab_size"] == 0 and "regularisation" not in fold
+    assert [f["num_params"] for f in line["folds"]] == [3, 3]  # two inputs and a bias
+    # Thresholds on the transfer size per work-group size beat one line through them.
+    assert trees["aggregate"]["pooled_accuracy"] > line["aggregate"]["pooled_accuracy"] + 0.05
+    embeddings = np.load(tmp_path / "boosted_trees" / "embeddings.npz")["embeddings"]
+    assert embeddings.shape == (680, 0)
+    with pytest.raises(ValueError, match="auxiliary inputs alone: set aux_inputs"):
+        features_probe.run_features_probe(workdir=tmp_path, benchmark="devmap/amd", features="none")
+    with pytest.raises(ValueError, match="unknown head 'forest'"):
+        features_probe.run_features_probe(
+            workdir=tmp_path, benchmark="devmap/amd", features="none", head="forest"
+        )
+
+
+IR = """
+define i32 @f(ptr %p, i32 %n) {
+  %a = load i32, ptr %p
+  %b = load i32, ptr %p
+  %c = add i32 %a, %b
+  %d = mul i32 %c, %n
+  ret i32 %d
+}
+"""
+
+
+def test_bag_of_programl_node_texts_counts_each_graphs_texts(raw_dir, tmp_path):
+    graphs = [programl.from_ir(IR).to_graphs_tuple()]
+    graphs.append(programl.from_ir(IR.replace("mul", "sub")).to_graphs_tuple())
+    counts, vocab = features_probe.node_text_histograms(graphs)
+    assert counts.shape == (2, len(vocab)) and counts[:, 0].sum() == 0  # no unknown texts
+    assert counts[:, vocab.index["load"]].tolist() == [2, 2]
+    assert counts[:, vocab.index["mul"]].tolist() == [1, 0]
+    assert counts[:, vocab.index["sub"]].tolist() == [0, 1]
+    assert counts.sum(axis=1).tolist() == [g.nodes["text"].size for g in graphs]
+    results = features_probe.run_features_probe(
+        workdir=tmp_path,
+        benchmark="devmap/amd",
+        features="programl_node_texts",
+        max_folds=1,
+        aux_inputs=True,
+        raw_dir=str(raw_dir),
+    )
+    (fold,) = results["folds"]
+    assert fold["vocab_size"] > 30 and fold["num_params"] == fold["vocab_size"] + 2 + 1
+    assert results["representation"] == "programl"
+    assert results["aggregate"]["pooled_accuracy"] > 0.7  # the majority class: 58.8%

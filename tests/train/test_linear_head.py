@@ -5,6 +5,8 @@ import pytest
 
 from codeprop.train import linear_head
 
+from conftest import halves_and_quarters
+
 
 def _blobs(n=120, classes=3, dim=5, spread=1.0, seed=0):
     rng = np.random.default_rng(seed)
@@ -13,13 +15,7 @@ def _blobs(n=120, classes=3, dim=5, spread=1.0, seed=0):
     return centres[labels] + rng.normal(scale=spread, size=(n, dim)), labels
 
 
-def _split(n):
-    rows = np.arange(n)
-    return {
-        "train": rows[: n // 2],
-        "validation": rows[n // 2 : 3 * n // 4],
-        "test": rows[3 * n // 4 :],
-    }
+_split = halves_and_quarters
 
 
 def test_the_strength_is_chosen_on_validation_rows_only():

@@ -1,0 +1,93 @@
+"""A gradient-boosted-trees head on fixed features, its settings chosen on validation rows.
+
+Where a linear head adds each input's effect to every program alike, trees split on
+thresholds of one input within a region of the others: on devmap, "the GPU wins above this
+transfer size, for kernels like these". IR2Vec reads its embeddings and the auxiliary
+inputs this way. scikit-learn's `HistGradientBoostingClassifier` is trained on the
+training rows for each setting of a small grid (learning rate, depth, iterations; no early
+stopping, no subsampling, so a fit is deterministic), and the setting with the best
+validation accuracy is kept (the first of a tie, in grid order). Test rows are never
+looked at before the choice is made.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from codeprop.train import linear_head
+
+GRID = tuple(
+    {"learning_rate": rate, "max_depth": depth, "max_iter": iterations}
+    for rate, depth, iterations in itertools.product((0.05, 0.1), (3, 6, None), (100, 300))
+)
+"""The settings tried: 2 learning rates x 3 depths (None: leaves alone limit a tree) x 2
+numbers of trees per class."""
+
+
+def tree_nodes(model: HistGradientBoostingClassifier) -> int:
+    """The number of stored values of a fitted model: a threshold per split node and a
+    value per leaf, over every tree (its ``parameters`` beside the neural models')."""
+    # scikit-learn has no public node count; its fitted predictors hold the node arrays.
+    return int(sum(len(p.nodes) for trees in model._predictors for p in trees))
+
+
+def fit_boosted_head(
+    features,
+    labels,
+    split: dict[str, np.ndarray],
+    grid: tuple[dict, ...] = GRID,
+    seed: int = 0,
+) -> dict:
+    """Trains the trees on ``split["train"]`` for each setting of `grid`, keeps the one with
+    the best accuracy on ``split["validation"]``.
+
+    Args:
+      features: [N, F] of every row (rows outside the split are ignored).
+      labels: [N] class ids.
+      split: row index arrays ``train``, ``validation`` (may be empty: then the first
+        setting is used) and ``test``.
+      grid: the settings (`HistGradientBoostingClassifier` keyword arguments).
+      seed: the model's ``random_state`` (it only breaks ties between equal splits here).
+
+    Returns:
+      ``setting`` (the chosen one), ``validation_accuracy`` (NaN without validation rows),
+      ``history`` (per setting, with its ``validation_accuracy``), ``test_logits`` [T, K]
+      (the decision function over the classes seen in training, scattered into all
+      ``K = max label + 1`` columns, others -inf) and ``num_params`` (`tree_nodes`).
+    """
+    if not grid:
+        raise ValueError("the grid of tree settings is empty")
+    train, validation, test = (np.asarray(split[k], np.int64) for k in linear_head.PARTS)
+    x = linear_head.check_features(features, labels, np.concatenate([train, validation, test]))
+    labels = np.asarray(labels)
+    if len(np.unique(labels[train])) < 2:
+        raise ValueError("the training rows hold fewer than two classes")
+    history, best = [], None
+    for setting in grid if len(validation) else grid[:1]:
+        model = HistGradientBoostingClassifier(
+            **setting, early_stopping=False, random_state=seed
+        ).fit(x[train], labels[train])
+        accuracy = (
+            float(np.mean(model.predict(x[validation]) == labels[validation]))
+            if len(validation)
+            else float("nan")
+        )
+        history.append(dict(setting, validation_accuracy=accuracy))
+        if best is None or accuracy > best[0]:
+            best = (accuracy, setting, model)
+    accuracy, setting, model = best
+    logits = np.full((len(test), int(labels.max()) + 1), -np.inf)
+    scores = model.decision_function(x[test]) if len(test) else np.zeros((0, 1))
+    if len(model.classes_) == 2:  # Binary: one column, the second class's log-odds.
+        scores = np.stack([-scores, scores], axis=-1) / 2
+    logits[:, model.classes_] = scores
+    return {
+        "setting": dict(setting),
+        "validation_accuracy": accuracy,
+        "history": history,
+        "test_logits": logits,
+        "num_params": tree_nodes(model),
+    }

@@ -1,0 +1,79 @@
+"""The boosted-trees head: choice on validation rows, what trees fit and a line cannot,
+logits, parameter count, bad input."""
+
+import numpy as np
+import pytest
+
+from codeprop.train import boosted_head, linear_head
+
+from conftest import halves_and_quarters
+
+
+def _thresholds(n=400, seed=0):
+    """Two inputs; class 1 where exactly one of them is above 0 (XOR of two thresholds):
+    no line separates it, two levels of splits do."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, size=(n, 2))
+    return x, ((x[:, 0] > 0) ^ (x[:, 1] > 0)).astype(np.int64)
+
+
+_split = halves_and_quarters
+
+
+def test_trees_fit_thresholds_that_a_linear_head_cannot():
+    x, labels = _thresholds()
+    split = _split(len(x))
+    trees = boosted_head.fit_boosted_head(x, labels, split)
+    line = linear_head.fit_linear_head(x, labels, split)
+    test = labels[split["test"]]
+    assert (trees["test_logits"].argmax(-1) == test).mean() >= 0.95
+    assert (line["test_logits"].argmax(-1) == test).mean() < 0.75
+
+
+def test_the_setting_is_chosen_on_validation_rows_only_and_fits_repeat():
+    x, labels = _thresholds(seed=1)
+    x = x + np.random.default_rng(2).normal(scale=0.3, size=x.shape)  # settings now differ
+    split = _split(len(x))
+    result = boosted_head.fit_boosted_head(x, labels, split)
+    accuracies = [h["validation_accuracy"] for h in result["history"]]
+    assert len(result["history"]) == len(boosted_head.GRID) == 12
+    assert result["validation_accuracy"] == max(accuracies)
+    first_best = boosted_head.GRID[accuracies.index(max(accuracies))]
+    assert result["setting"] == first_best
+    scrambled = labels.copy()
+    scrambled[split["test"]] = 1 - scrambled[split["test"]]  # never looked at
+    again = boosted_head.fit_boosted_head(x, scrambled, split)
+    assert again["setting"] == result["setting"]
+    np.testing.assert_array_equal(again["test_logits"], result["test_logits"])
+
+
+def test_logits_classes_and_parameters():
+    x, labels = _thresholds()
+    one_stump = ({"learning_rate": 0.1, "max_depth": 1, "max_iter": 1},)
+    result = boosted_head.fit_boosted_head(x, labels, _split(len(x)), one_stump)
+    assert result["num_params"] == 3  # one split and its two leaves
+    assert result["test_logits"].shape == (100, 2)
+    np.testing.assert_allclose(result["test_logits"][:, 0], -result["test_logits"][:, 1])
+    three = labels.copy()
+    three[:100] = np.where(x[:100, 0] > 0.5, 2, three[:100])  # a third, in training rows
+    three[300:] = np.where(x[300:, 0] > 0.9, 3, three[300:])  # a fourth among test rows
+    result = boosted_head.fit_boosted_head(x, three, _split(len(x)), one_stump)
+    assert result["test_logits"].shape == (100, 4)
+    assert np.isneginf(result["test_logits"][:, 3]).all()
+    assert np.isfinite(result["test_logits"][:, :3]).all()
+    assert result["num_params"] == 3 * 3  # one stump per class
+
+
+def test_without_validation_rows_the_first_setting_is_used_and_bad_input_is_named():
+    x, labels = _thresholds()
+    split = _split(len(x)) | {"validation": np.array([], np.int64)}
+    result = boosted_head.fit_boosted_head(x, labels, split)
+    assert result["setting"] == boosted_head.GRID[0] and np.isnan(result["validation_accuracy"])
+    bad = x.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="1 of the split's 400 feature rows hold NaN"):
+        boosted_head.fit_boosted_head(bad, labels, _split(len(x)))
+    with pytest.raises(ValueError, match="grid of tree settings is empty"):
+        boosted_head.fit_boosted_head(x, labels, _split(len(x)), ())
+    with pytest.raises(ValueError, match="fewer than two classes"):
+        boosted_head.fit_boosted_head(x, np.zeros(400, np.int64), _split(len(x)))
