@@ -236,6 +236,7 @@ def run_graph_probe(
     cache_dir: str | None = None,
     frozen: bool = False,
     ensemble: int = 1,
+    tree_head: bool = False,
     checkpoint_every: float = 600.0,
 ) -> dict:
     """Runs a graph probe on a benchmark and writes its results to `workdir`.
@@ -271,6 +272,11 @@ def run_graph_probe(
         (`codeprop.train.classifier.fit_frozen`); otherwise the GNN is trained.
       ensemble: models per fold, differing only in their seed (``train.seed + k``), their
         predicted probabilities averaged (`codeprop.train.ensembles`); 1: one model.
+      tree_head: after training (its epoch chosen as usual), the trained GNN's graph
+        embeddings of the fold's rows, with the auxiliary inputs when given, are read by
+        gradient-boosted trees (`codeprop.train.classifier.read_by_boosted_head`, their
+        setting chosen on the validation rows), which give the fold's predictions; the
+        GNN's own head is then unused (its parameters still counted).
       checkpoint_every: least seconds of training between two saves of an unfinished
         fold's training state, from which the same command resumes it (0: every epoch).
 
@@ -289,6 +295,8 @@ def run_graph_probe(
         raise ValueError(f"representation {representation!r} takes a {names}")
     if ensemble < 1:
         raise ValueError(f"ensemble must be at least 1, not {ensemble}")
+    if tree_head and (frozen or ensemble > 1):
+        raise ValueError("tree_head reads one trained GNN: not with frozen or an ensemble")
     if node_texts not in NODE_TEXTS:
         raise ValueError(f"unknown node_texts {node_texts!r}; one of {NODE_TEXTS}")
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)
@@ -328,6 +336,17 @@ def run_graph_probe(
             module = kind(model, len(vocab), bench.num_classes, sorted_receivers=True)
         data = batchers.Examples(graphs, built["graph_of"], labels, aux)
         fit = classifier.fit_frozen if frozen else classifier.fit
+        if tree_head:
+            trained = fit(module, data, split, train, **(fit_kwargs | {"embed_all": True}))
+            result = classifier.read_by_boosted_head(
+                trained["embeddings"], labels, aux, split, encoder_params=trained["num_params"]
+            )
+            result |= {
+                "best_epoch": trained["best_epoch"],
+                "history": trained["history"],
+                "network_validation_accuracy": trained["best_validation_accuracy"],
+            }
+            return result, {"vocab_size": len(vocab)}
         if ensemble == 1:
             return fit(module, data, split, train, **fit_kwargs), {"vocab_size": len(vocab)}
         result = ensembles.fit_members(fit, module, data, split, train, ensemble, **fit_kwargs)
@@ -343,6 +362,7 @@ def run_graph_probe(
         "vocab_min_count": vocab_min_count,
         "frozen": frozen,
         **({"ensemble": ensemble} if ensemble != 1 else {}),
+        **({"tree_head": True} if tree_head else {}),
     }
     return protocol_lib.run(
         workdir=workdir,
@@ -354,7 +374,8 @@ def run_graph_probe(
             "representation": representation,
             "model": MODEL_NAMES[type(model)]
             + (" (random init, linear head)" if frozen else "")
-            + (f", ensemble of {ensemble} seeds" if ensemble > 1 else ""),
+            + (f", ensemble of {ensemble} seeds" if ensemble > 1 else "")
+            + (", boosted-trees head on its embeddings" if tree_head else ""),
             "settings": settings,
             "data": {"graphs": built["report"]},
         },

@@ -109,6 +109,8 @@ def fold_record(
         fold["regularisation"] = result["regularisation"]
     if "head_setting" in result:  # Boosted trees' chosen setting (`codeprop.train.boosted_head`).
         fold["head_setting"] = result["head_setting"]
+    if "network_validation_accuracy" in result:  # A trained GNN's own head, before the trees.
+        fold["network_validation_accuracy"] = result["network_validation_accuracy"]
     if bench.platform:
         test_examples = [bench.examples[j] for j in split["test"]]
         fold.update(devmap.speedup_over_static(predictions, test_examples, bench.platform))

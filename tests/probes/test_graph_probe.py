@@ -174,3 +174,32 @@ def test_programl_probe_with_ggnn(raw_dir, tfds_dir, tmp_path, monkeypatch):
     assert results["settings"]["model"]["layer_timesteps"] == [1, 1]
     assert results["folds"][0]["test"] == 68
     assert np.load(tmp_path / "embeddings.npz")["embeddings"].shape == (680, 16)
+
+
+def test_programl_probe_with_a_tree_head_on_the_trained_embeddings(
+    raw_dir, tfds_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
+    kwargs = {"epochs": 2, "max_folds": 1, "aux_inputs": True, "raw_dir": str(raw_dir)}
+    trees = _programl_probe(tmp_path / "trees", tree_head=True, **kwargs)
+    plain = _programl_probe(tmp_path / "plain", **kwargs)
+    assert trees["model"] == "R-GCN, boosted-trees head on its embeddings + aux inputs"
+    assert trees["settings"]["tree_head"] and "tree_head" not in plain["settings"]
+    (fold,), (plain_fold,) = trees["folds"], plain["folds"]
+    assert fold["best_epoch"] == plain_fold["best_epoch"]
+    assert fold["network_validation_accuracy"] == plain_fold["best_validation_accuracy"]
+    assert fold["num_params"] > plain_fold["num_params"]  # the network's and the trees'
+    # The trees read the same trained network's embeddings of the fold's rows (saved by
+    # the plain run) with the aux inputs, and choose their setting on validation rows.
+    bench = benchmarks.load("devmap/amd", raw_dir=str(raw_dir))
+    labels = np.array(bench.labels)
+    split = protocol.make_splits(labels, "kfold", 10, 204)[0]
+    saved = np.load(tmp_path / "plain" / "folds" / "fold_000.npz")
+    aux = protocol.aux_inputs_of(bench.examples, split["train"])
+    again = classifier.read_by_boosted_head(saved["embeddings"], labels, aux, split)
+    assert fold["head_setting"] == again["head_setting"]
+    assert fold["best_validation_accuracy"] == again["best_validation_accuracy"]
+    predictions = again["test_logits"].argmax(-1)
+    assert fold["accuracy"] == pytest.approx(np.mean(predictions == labels[split["test"]]))
+    with pytest.raises(ValueError, match="tree_head reads one trained GNN"):
+        _programl_probe(tmp_path, tree_head=True, frozen=True)
