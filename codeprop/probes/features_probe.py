@@ -28,14 +28,15 @@ from codeprop.probes import protocol as protocol_lib
 from codeprop.tokens import tokenization
 from codeprop.train import boosted_head, classifier, linear_head
 
-FEATURES = ("ast_node_types", "tokens", "programl_node_texts", "none")
-HEADS = ("linear", "boosted_trees")
 REPRESENTATIONS = {
     "ast_node_types": "ast",
     "tokens": "tokens",
     "programl_node_texts": "programl",
     "none": "none",
 }
+"""Each kind of features and the representation its results name."""
+FEATURES = tuple(REPRESENTATIONS)
+HEADS = ("linear", "boosted_trees")
 UNTRUNCATED = 1 << 62
 """Token histograms count the whole source."""
 
@@ -74,7 +75,8 @@ def run_features_probe(
     tree_grid: tuple[dict, ...] = boosted_head.GRID,
     raw_dir: str | None = None,
 ) -> dict:
-    """Trains a linear head on histogram features of a benchmark; writes the results.
+    """Trains a linear or boosted-trees head on histogram features of a benchmark (and the
+    auxiliary inputs, when given); writes the results.
 
     Args:
       workdir: output directory (created).
