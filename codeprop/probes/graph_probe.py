@@ -250,9 +250,10 @@ def run_graph_probe(
       train: optimisation settings.
       representation: ``ast`` (tree-sitter AST + GCN) or ``programl`` (ProGraML graph of
         the LLVM IR + R-GCN).
-      protocol: ``kfold`` (stratified, `num_folds`), ``holdout`` (80/10/10) or
-        ``per_class_3_1_1`` (POJ-104's 3:1:1 per class).
-      num_folds: folds for ``kfold``.
+      protocol: ``kfold`` (stratified, `num_folds`), ``holdout`` (80/10/10),
+        ``per_class_3_1_1`` (POJ-104's 3:1:1 per class) or ``grouped_kfold`` (devmap:
+        `num_folds` folds of whole kernels, `codeprop.data.splits.grouped_kfold`).
+      num_folds: folds for ``kfold`` and ``grouped_kfold``.
       split_seed: seed of the splits (fixed across models so results compare).
       max_folds: run only the first folds (quick checks); None runs all.
       aux_inputs: devmap only: feed log transfer and work-group size to the classifier.

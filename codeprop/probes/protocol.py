@@ -4,8 +4,9 @@ A probe (`codeprop.probes.graph_probe`, `codeprop.probes.llm_probe`) turns a ben
 model inputs and says how to train one fold (a `FitFold`); `run` does the rest, the same
 way for graphs and token sequences:
 
-1. the splits of the protocol (`make_splits`: stratified k-fold, 80/10/10 hold-out or
-   POJ-104's per-class 3:1:1), seeded so every representation sees the same folds;
+1. the splits of the protocol (`make_splits`: stratified k-fold, 80/10/10 hold-out,
+   POJ-104's per-class 3:1:1, or devmap's k-fold of whole kernels, ``grouped_kfold``),
+   seeded so every representation sees the same folds;
 2. examples without an input (a program that did not compile) left out of every split and
    counted per fold (``test_without_input``);
 3. the auxiliary inputs (devmap's log transfer and work-group size, standardised on each
@@ -71,9 +72,24 @@ def source_of(bench: benchmarks.Benchmark, example: dict, source_field: str | No
     return example["normalized_source"] if bench.platform else example["text"]
 
 
-def make_splits(labels, protocol: str, num_folds: int, seed: int) -> list[dict[str, np.ndarray]]:
-    """The evaluation splits of a protocol (`codeprop.data.splits.of_protocol`)."""
-    return splits.of_protocol(labels, protocol, num_folds, seed)
+def groups_of(bench: benchmarks.Benchmark) -> list[str] | None:
+    """[N] each example's group for ``grouped_kfold``: devmap's kernel (its ``benchmark``
+    name, e.g. ``npb-3.3-BT-add``; the rows of a kernel differ in data size); None for a
+    benchmark without groups (POJ-104)."""
+    return [e["benchmark"] for e in bench.examples] if bench.platform else None
+
+
+def make_splits(
+    labels, protocol: str, num_folds: int, seed: int, groups=None
+) -> list[dict[str, np.ndarray]]:
+    """The evaluation splits of a protocol (`codeprop.data.splits.of_protocol`); ``groups``
+    ([N], `groups_of`) for ``grouped_kfold``."""
+    if protocol == "grouped_kfold" and groups is None:
+        raise ValueError(
+            "protocol 'grouped_kfold' holds out whole devmap kernels; this benchmark has no "
+            "kernels (use 'kfold', 'holdout' or 'per_class_3_1_1')"
+        )
+    return splits.of_protocol(labels, protocol, num_folds, seed, groups=groups)
 
 
 def aux_inputs_of(examples: list[dict], train: np.ndarray) -> np.ndarray:
@@ -222,7 +238,8 @@ def run(
     check_aux_inputs(bench, aux_inputs)
     labels = np.array(bench.labels, np.int32)
     has_input = np.asarray(input_of) >= 0
-    fold_splits = make_splits(labels, protocol, num_folds, split_seed)[:max_folds]
+    fold_splits = make_splits(labels, protocol, num_folds, split_seed, groups_of(bench))
+    fold_splits = fold_splits[:max_folds]
     # TensorBoard only: per-epoch scalars would drown the progress lines in a terminal.
     writer = metric_writers.SummaryWriter(str(workdir / "metrics"))
     reporter = progress.Progress(len(fold_splits), train.epochs, every_seconds=progress_every)

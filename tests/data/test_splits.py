@@ -48,3 +48,42 @@ def test_poj104_three_one_one_per_class():
 def test_bad_fractions():
     with pytest.raises(ValueError, match="summing to 1"):
         splits.holdout(LABELS, (0.5, 0.1, 0.1))
+
+
+def _synthetic_kernels() -> tuple[np.ndarray, np.ndarray]:
+    """40 kernels of 1 to 5 rows each (devmap's shape), labels mixed within some."""
+    rng = np.random.default_rng(0)
+    sizes = rng.integers(1, 6, size=40)
+    groups = np.repeat([f"kernel-{g:02d}" for g in range(40)], sizes)
+    labels = (rng.random(len(groups)) < 0.4).astype(int)
+    return labels, groups
+
+
+def test_grouped_kfold_keeps_each_group_in_one_part():
+    labels, groups = _synthetic_kernels()
+    folds = splits.grouped_kfold(labels, groups, k=5, seed=3)
+    tests = np.concatenate([f["test"] for f in folds])
+    assert np.array_equal(np.sort(tests), np.arange(len(labels)))  # Each row tested once.
+    for f in folds:
+        assert sum(len(f[k]) for k in ("train", "validation", "test")) == len(labels)
+        kernels = [set(groups[f[k]].tolist()) for k in ("train", "validation", "test")]
+        assert not (kernels[0] & kernels[1] or kernels[0] & kernels[2] or kernels[1] & kernels[2])
+        assert len(f["validation"]) > 0 and len(f["train"]) > len(f["test"])
+    sizes = [len(f["test"]) for f in folds]
+    assert max(sizes) - min(sizes) <= 5  # Balanced to within one kernel's rows.
+    assert splits.of_protocol(labels, "grouped_kfold", 5, 3, groups=groups)[2]["test"].tolist() == (
+        folds[2]["test"].tolist()
+    )
+
+
+def test_grouped_kfold_is_seeded_and_checks_its_input():
+    labels, groups = _synthetic_kernels()
+    a = splits.grouped_kfold(labels, groups, k=5, seed=1)
+    b = splits.grouped_kfold(labels, groups, k=5, seed=1)
+    c = splits.grouped_kfold(labels, groups, k=5, seed=2)
+    assert all(np.array_equal(x["test"], y["test"]) for x, y in zip(a, b))
+    assert any(not np.array_equal(x["test"], y["test"]) for x, y in zip(a, c))
+    with pytest.raises(ValueError, match="3 groups cannot fill 5 folds"):
+        splits.grouped_kfold([0, 1, 0], ["a", "b", "c"], k=5)
+    with pytest.raises(ValueError, match="needs the examples' groups"):
+        splits.of_protocol(labels, "grouped_kfold", 5)

@@ -203,3 +203,20 @@ def test_programl_probe_with_a_tree_head_on_the_trained_embeddings(
     assert fold["accuracy"] == pytest.approx(np.mean(predictions == labels[split["test"]]))
     with pytest.raises(ValueError, match="tree_head reads one trained GNN"):
         _programl_probe(tmp_path, tree_head=True, frozen=True)
+
+
+def test_grouped_kfold_on_devmap_holds_out_whole_kernels(devmap_amd):
+    groups = protocol.groups_of(devmap_amd)
+    labels = np.array(devmap_amd.labels)
+    folds = protocol.make_splits(labels, "grouped_kfold", 10, 204, groups)
+    kernels = np.array(groups)
+    assert len(set(groups)) == 256  # devmap's 680 rows are 256 kernels.
+    for f in folds:
+        train = set(kernels[f["train"]].tolist())
+        assert not train & set(kernels[f["test"]].tolist())
+        assert not train & set(kernels[f["validation"]].tolist())
+        # Balanced: each fold tests 68 +- 5 rows with a GPU share near the 41% overall.
+        assert abs(len(f["test"]) - 68) <= 5
+        assert abs(labels[f["test"]].mean() - labels.mean()) < 0.06
+    with pytest.raises(ValueError, match="holds out whole devmap kernels"):
+        protocol.make_splits(labels, "grouped_kfold", 10, 204, None)
