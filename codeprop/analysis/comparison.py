@@ -80,7 +80,7 @@ class Arm:
 
 def kind_of(results: dict) -> str:
     """``structured``, ``LLM`` or ``baseline`` from a results.json's description."""
-    if results["model"].startswith(("bag of", "no program features")):
+    if results["model"].startswith(("bag of", "no program features", "static features")):
         return "baseline"
     return "LLM" if results["representation"] == "tokens" else "structured"
 

@@ -18,6 +18,8 @@ import pathlib
 import zipfile
 from collections.abc import Iterable
 
+import numpy as np
+
 from codeprop.data import raw
 
 PLATFORMS = ("amd", "nvidia")
@@ -269,3 +271,34 @@ def speedup_over_static(
         return {"speedup_mean": float("nan"), "speedup_geomean": float("nan")}
     geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
     return {"speedup_mean": sum(ratios) / len(ratios), "speedup_geomean": geo}
+
+
+GREWE_FEATURES = (
+    "transfer/(comp+mem)",
+    "coalesced/mem",
+    "localmem/mem*wgsize",
+    "comp/mem",
+)
+"""Grewe et al.'s (CGO 2013) four combined features, as DeepTune's paper lists them."""
+
+
+def static_features(examples: Iterable[dict]) -> np.ndarray:
+    """[N, 10] each row's six static counts (`STATIC_FEATURES`, counted on the kernel's
+    code by the CSV's authors) and Grewe et al.'s four ratios of them (`GREWE_FEATURES`,
+    with the row's transfer and work-group size), float64. ``mem`` is at least 1 in both
+    CSVs; a row with ``mem == 0`` raises ValueError naming it."""
+    rows = []
+    for ex in examples:
+        comp, mem = ex["comp"], ex["mem"]
+        if mem <= 0:
+            raise ValueError(f"devmap row {ex.get('row')} ({ex['benchmark']}): mem = {mem}")
+        rows.append(
+            [ex[f] for f in STATIC_FEATURES]
+            + [
+                ex["transfer"] / (comp + mem),
+                ex["coalesced"] / mem,
+                ex["localmem"] / mem * ex["wgsize"],
+                comp / mem,
+            ]
+        )
+    return np.array(rows, np.float64).reshape(-1, len(STATIC_FEATURES) + len(GREWE_FEATURES))

@@ -12,7 +12,9 @@ embedding written to ``embeddings.npz``.
 ``head = 'boosted_trees'`` reads the same features with gradient-boosted trees
 (`codeprop.train.boosted_head`, their settings chosen on validation rows), and
 ``features = 'none'`` leaves only devmap's auxiliary inputs (the floor of what a program
-representation adds to them).
+representation adds to them); ``'static_features'`` are devmap's hand-counted kernel
+features and Grewe et al.'s ratios of them (`codeprop.data.devmap.static_features`); kinds
+joined by ``+`` (``'static_features+programl_node_texts'``) read side by side.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import os
 
 import numpy as np
 
-from codeprop.data import benchmarks
+from codeprop.data import benchmarks, devmap
 from codeprop.graphs import ast, programl
 from codeprop.probes import graph_probe, llm_probe
 from codeprop.probes import protocol as protocol_lib
@@ -32,9 +34,18 @@ REPRESENTATIONS = {
     "ast_node_types": "ast",
     "tokens": "tokens",
     "programl_node_texts": "programl",
+    "static_features": "static",
     "none": "none",
 }
 """Each kind of features and the representation its results name."""
+DESCRIPTIONS = {
+    "ast_node_types": "bag of ast node types",
+    "tokens": "bag of tokens",
+    "programl_node_texts": "bag of programl node texts",
+    "static_features": "static features",
+    "none": "no program features",
+}
+"""Each kind of features as the results' model names it."""
 FEATURES = tuple(REPRESENTATIONS)
 HEADS = ("linear", "boosted_trees")
 UNTRUNCATED = 1 << 62
@@ -83,8 +94,12 @@ def run_features_probe(
       benchmark: ``devmap/amd``, ``devmap/nvidia`` or ``poj104``.
       features: ``ast_node_types`` (the grammar's named node types), ``tokens`` (ids of
         `tokenizer`), ``programl_node_texts`` (opcodes and types of the ProGraML graph's
-        nodes, `node_text_histograms`) or ``none`` (no program features: the auxiliary
-        inputs alone, which it requires; the embedding is then empty, [N, 0]).
+        nodes, `node_text_histograms`), ``static_features`` (devmap's six static counts
+        and Grewe et al.'s four ratios, `codeprop.data.devmap.static_features`) or
+        ``none`` (no program features: the auxiliary inputs alone, which it requires; the
+        embedding is then empty, [N, 0]); or several kinds but ``none`` joined by ``+``,
+        their columns side by side (an example without one kind's input, e.g. a kernel
+        that did not compile, is without input for all).
       tokenizer: ``'bytes'`` or a tokenizer.json / SentencePiece path (``tokens`` only).
       regularisations: the grid of the linear head's ``C`` (chosen on validation rows).
       head: ``linear`` (logistic regression) or ``boosted_trees``
@@ -96,8 +111,13 @@ def run_features_probe(
     Returns:
       The results dict also written to ``workdir/results.json``.
     """
-    if features not in FEATURES:
-        raise ValueError(f"unknown features {features!r}; one of {FEATURES}")
+    parts = features.split("+")
+    for part in parts:
+        if part not in FEATURES or (part == "none" and len(parts) > 1):
+            raise ValueError(
+                f"unknown features {features!r}: one of {FEATURES}, or several of them but "
+                "'none' joined by '+'"
+            )
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; one of {HEADS}")
     if features == "none" and not aux_inputs:
@@ -105,26 +125,15 @@ def run_features_probe(
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)
     protocol_lib.check_aux_inputs(bench, aux_inputs)
     labels = np.array(bench.labels, np.int32)
-    if features == "none":
-        counts = np.zeros((len(labels), 0), np.int64)
-        input_of, data_report = np.arange(len(labels)), {}
-    elif features == "programl_node_texts":
-        built = graph_probe.build_programl_graphs(bench, raw_dir)
-        counts, _ = node_text_histograms(built["graphs"])
-        input_of, data_report = built["graph_of"], {"graphs": built["report"]}
-    elif features == "ast_node_types":
-        built = graph_probe.build_ast_graphs(bench, source_field)
-        vocab = ast.NodeTypeVocab.of_grammar(built["language"])
-        counts = node_type_histograms(built["graphs"], vocab, built["language"])
-        input_of, data_report = built["graph_of"], {"graphs": built["report"]}
+    built = [_features_of(part, bench, tokenizer, source_field, raw_dir) for part in parts]
+    if len(built) == 1:
+        counts, input_of, data_report = built[0]
     else:
-        tok = tokenization.load(tokenizer)
-        built = llm_probe.tokenize_benchmark(
-            bench, tok, UNTRUNCATED, lambda b, e: protocol_lib.source_of(b, e, source_field)
-        )
-        input_of = built["input_of"]
-        counts = np.stack([np.bincount(s, minlength=tok.vocab_size) for s in built["sequences"]])
-        data_report = {"sequences": built["report"] | {"vocab": tok.vocab_size}}
+        # Side by side per example; an example lacking one kind's input lacks them all.
+        input_of = np.where(np.all([b[1] >= 0 for b in built], 0), np.arange(len(labels)), -1)
+        counts = np.concatenate([np.where(b[1][:, None] >= 0, b[0][b[1]], 0) for b in built], 1)
+        data_report = {part: b[2] for part, b in zip(parts, built, strict=True)}
+    vocab_size = counts.shape[1]
 
     def fit_fold(split, aux, fit_kwargs):
         rows, _ = linear_head.concatenated(split)
@@ -133,7 +142,7 @@ def run_features_probe(
             result = classifier.read_by_linear_head(embeddings, labels, aux, split, regularisations)
         else:
             result = classifier.read_by_boosted_head(embeddings, labels, aux, split, tree_grid)
-        return result, {"vocab_size": counts.shape[1]}
+        return result, {"vocab_size": vocab_size}
 
     return protocol_lib.run(
         workdir=workdir,
@@ -142,16 +151,12 @@ def run_features_probe(
         fit_fold=fit_fold,
         train=classifier.TrainConfig(epochs=0),
         header={
-            "representation": REPRESENTATIONS[features],
-            "model": (
-                "no program features"
-                if features == "none"
-                else f"bag of {features.replace('_', ' ')}"
-            )
+            "representation": "+".join(REPRESENTATIONS[part] for part in parts),
+            "model": " + ".join(DESCRIPTIONS[part] for part in parts)
             + f" ({head.replace('_', ' ')} head)",
             "settings": {
                 "features": features,
-                "tokenizer": tokenizer if features == "tokens" else None,
+                "tokenizer": tokenizer if "tokens" in parts else None,
                 "regularisations": list(regularisations),
             }
             | ({"head": head, "tree_grid": list(tree_grid)} if head != "linear" else {}),
@@ -163,3 +168,33 @@ def run_features_probe(
         max_folds=max_folds,
         aux_inputs=aux_inputs,
     )
+
+
+def _features_of(
+    kind: str, bench: benchmarks.Benchmark, tokenizer: str, source_field, raw_dir
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(counts [M, V], input_of [N] (row of counts, -1 for an example without one), data
+    report) of one kind of features (`run_features_probe`'s ``features``)."""
+    n = len(bench.examples)
+    if kind == "none":
+        return np.zeros((n, 0), np.float64), np.arange(n), {}
+    if kind == "static_features":
+        if not bench.platform:
+            raise ValueError("static_features are devmap's CSV columns; POJ-104 has none")
+        columns = [*devmap.STATIC_FEATURES, *devmap.GREWE_FEATURES]
+        return devmap.static_features(bench.examples), np.arange(n), {"columns": columns}
+    if kind == "programl_node_texts":
+        built = graph_probe.build_programl_graphs(bench, raw_dir)
+        counts, _ = node_text_histograms(built["graphs"])
+        return counts, built["graph_of"], {"graphs": built["report"]}
+    if kind == "ast_node_types":
+        built = graph_probe.build_ast_graphs(bench, source_field)
+        vocab = ast.NodeTypeVocab.of_grammar(built["language"])
+        counts = node_type_histograms(built["graphs"], vocab, built["language"])
+        return counts, built["graph_of"], {"graphs": built["report"]}
+    tok = tokenization.load(tokenizer)
+    built = llm_probe.tokenize_benchmark(
+        bench, tok, UNTRUNCATED, lambda b, e: protocol_lib.source_of(b, e, source_field)
+    )
+    counts = np.stack([np.bincount(s, minlength=tok.vocab_size) for s in built["sequences"]])
+    return counts, built["input_of"], {"sequences": built["report"] | {"vocab": tok.vocab_size}}

@@ -4,7 +4,9 @@ import jax
 import numpy as np
 import pytest
 
+from codeprop.analysis import comparison
 from codeprop.checkpoints import hf
+from codeprop.data import devmap
 from codeprop.graphs import ast, programl
 from codeprop.models import decoder, gnn, heads
 from codeprop.probes import features_probe, graph_probe, llm_probe
@@ -172,3 +174,41 @@ def test_bag_of_programl_node_texts_counts_each_graphs_texts(raw_dir, tmp_path):
     assert fold["vocab_size"] > 30 and fold["num_params"] == fold["vocab_size"] + 2 + 1
     assert results["representation"] == "programl"
     assert results["aggregate"]["pooled_accuracy"] > 0.7  # the majority class: 58.8%
+
+
+def test_static_features_are_the_csv_counts_and_grewes_ratios(devmap_amd, raw_dir, tmp_path):
+    ex = devmap_amd.examples[0]  # binomial_options: comp 98, mem 13, transfer 2048, ...
+    row = devmap.static_features([ex])[0]
+    assert row[:6].tolist() == [98, 8, 13, 11, 2, 0]
+    assert row[6:].tolist() == [2048 / (98 + 13), 2 / 13, 11 / 13 * 255, 98 / 13]
+    with pytest.raises(ValueError, match="binomial_options\\): mem = 0"):
+        devmap.static_features([ex | {"mem": 0}])
+    # Side by side with ProGraML's node texts: 10 columns more, one input per example.
+    results = features_probe.run_features_probe(
+        workdir=tmp_path,
+        benchmark="devmap/amd",
+        features="static_features+programl_node_texts",
+        max_folds=1,
+        aux_inputs=True,
+        raw_dir=str(raw_dir),
+    )
+    (fold,) = results["folds"]
+    texts = features_probe.run_features_probe(
+        workdir=tmp_path / "texts",
+        benchmark="devmap/amd",
+        features="programl_node_texts",
+        max_folds=1,
+        raw_dir=str(raw_dir),
+    )
+    assert fold["vocab_size"] == texts["folds"][0]["vocab_size"] + 10
+    assert results["model"] == (
+        "static features + bag of programl node texts (linear head) + aux inputs"
+    )
+    assert results["representation"] == "static+programl"
+    assert comparison.kind_of(results) == "baseline"
+    with np.load(tmp_path / "embeddings.npz") as data:
+        assert np.allclose(data["fold_embeddings"][0, 0, :10], np.log1p(row), atol=1e-5)
+    with pytest.raises(ValueError, match="unknown features 'none\\+tokens'"):
+        features_probe.run_features_probe(
+            workdir=tmp_path, benchmark="devmap/amd", features="none+tokens", aux_inputs=True
+        )
