@@ -132,7 +132,11 @@ def run_features_probe(
         # Side by side per example; an example lacking one kind's input lacks them all.
         input_of = np.where(np.all([b[1] >= 0 for b in built], 0), np.arange(len(labels)), -1)
         counts = np.concatenate([np.where(b[1][:, None] >= 0, b[0][b[1]], 0) for b in built], 1)
-        data_report = {part: b[2] for part, b in zip(parts, built, strict=True)}
+        data_report = {
+            f"{part}.{section}": values
+            for part, b in zip(parts, built, strict=True)
+            for section, values in b[2].items()
+        }
     vocab_size = counts.shape[1]
 
     def fit_fold(split, aux, fit_kwargs):
@@ -182,7 +186,8 @@ def _features_of(
         if not bench.platform:
             raise ValueError("static_features are devmap's CSV columns; POJ-104 has none")
         columns = [*devmap.STATIC_FEATURES, *devmap.GREWE_FEATURES]
-        return devmap.static_features(bench.examples), np.arange(n), {"columns": columns}
+        report = {"static_features": {"columns": columns, "rows": n}}
+        return devmap.static_features(bench.examples), np.arange(n), report
     if kind == "programl_node_texts":
         built = graph_probe.build_programl_graphs(bench, raw_dir)
         counts, _ = node_text_histograms(built["graphs"])

@@ -206,6 +206,8 @@ def test_static_features_are_the_csv_counts_and_grewes_ratios(devmap_amd, raw_di
     )
     assert results["representation"] == "static+programl"
     assert comparison.kind_of(results) == "baseline"
+    assert results["data"]["static_features.static_features"]["rows"] == 680
+    assert "- programl_node_texts.graphs.examples: 680" in (tmp_path / "results.md").read_text()
     with np.load(tmp_path / "embeddings.npz") as data:
         assert np.allclose(data["fold_embeddings"][0, 0, :10], np.log1p(row), atol=1e-5)
     with pytest.raises(ValueError, match="unknown features 'none\\+tokens'"):
