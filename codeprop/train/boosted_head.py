@@ -50,7 +50,9 @@ def fit_boosted_head(
       split: row index arrays ``train``, ``validation`` (may be empty: then the first
         setting is used) and ``test``.
       grid: the settings (`HistGradientBoostingClassifier` keyword arguments).
-      seed: the model's ``random_state`` (it only breaks ties between equal splits here).
+      seed: the model's ``random_state``; unused here (scikit-learn draws from it only for
+        early stopping, feature subsampling and binning more than 200,000 rows), so fits
+        with any seed are the same.
 
     Returns:
       ``setting`` (the chosen one), ``validation_accuracy`` (NaN without validation rows),

@@ -45,6 +45,9 @@ def test_the_setting_is_chosen_on_validation_rows_only_and_fits_repeat():
     again = boosted_head.fit_boosted_head(x, scrambled, split)
     assert again["setting"] == result["setting"]
     np.testing.assert_array_equal(again["test_logits"], result["test_logits"])
+    # No early stopping, no feature or bin subsampling: the seed changes nothing.
+    reseeded = boosted_head.fit_boosted_head(x, labels, split, seed=7)
+    np.testing.assert_array_equal(reseeded["test_logits"], result["test_logits"])
 
 
 def test_logits_classes_and_parameters():
