@@ -211,6 +211,15 @@ def claimed(workdir: str | os.PathLike, config: str, overwrite: bool = False):
                     + "\nChoose another --workdir, rerun that experiment's own command to "
                     "resume it, or pass --overwrite to move its files to "
                     f"{workdir / REPLACED}/ and run this one here."
+                    + (
+                        f" Its finished arms in {workdir / 'arms'}/ serve a sweep or "
+                        "comparison in another --workdir that binds "
+                        f"`sweep.run_sweep.arms_dir = '{workdir / 'arms'}'` (or "
+                        "`comparison.run_comparison.arms_dir`): a grown grid runs only its "
+                        "new points."
+                        if (workdir / "arms").is_dir()
+                        else ""
+                    )
                 )
             moved = _move_aside(workdir, [*found, CONFIG], now.strftime("%Y%m%dT%H%M%SZ"))
             if previous:

@@ -58,6 +58,11 @@ def test_another_experiments_outputs_are_refused_with_the_differences(tmp_path):
     assert "- run.epochs = 10\n+ run.epochs = 11" in message
     assert "run.seed" not in message and "--overwrite" in message
     assert files() == before  # nothing touched
+    assert "arms_dir" not in message
+    (tmp_path / "arms").mkdir()  # a sweep's or a comparison's: reusable from elsewhere
+    with pytest.raises(workdir_lib.WorkdirError) as error, workdir_lib.claimed(tmp_path, B):
+        raise AssertionError("must not run")
+    assert f"`sweep.run_sweep.arms_dir = '{tmp_path / 'arms'}'`" in str(error.value)
 
 
 def test_overwrite_moves_the_other_experiment_aside_and_keeps_the_shared_caches(tmp_path):
