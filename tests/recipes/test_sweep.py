@@ -20,6 +20,16 @@ def test_grid_points_and_names():
     assert sweep.validation_score({"folds": folds}) == 0.625
 
 
+def test_a_tie_in_the_last_bits_goes_to_the_first_point():
+    points = [
+        {"name": "number_width=0", "validation_accuracy": 0.9180327868852458},
+        {"name": "number_width=12", "validation_accuracy": 0.918032786885246},
+        {"name": "worse", "validation_accuracy": 0.9},
+    ]
+    assert sweep.choose(points)["name"] == "number_width=0"
+    assert sweep.choose(points[1:])["name"] == "number_width=12"
+
+
 def test_sweep_chooses_on_validation_and_shows_one_test_accuracy(raw_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("CODEPROP_DATA_DIR", str(raw_dir))
