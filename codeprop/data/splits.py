@@ -147,8 +147,9 @@ def grouped_kfold(
     labels, groups = np.asarray(labels), np.asarray(groups)
     if len(groups) != len(labels):
         raise ValueError(f"{len(groups)} groups for {len(labels)} labels")
-    if len(np.unique(groups)) < k:
-        raise ValueError(f"{len(np.unique(groups))} groups cannot fill {k} folds")
+    num_groups = len(np.unique(groups))
+    if num_groups < k:
+        raise ValueError(f"{num_groups} groups cannot fill {k} folds")
     fold_of = _deal_groups(labels, groups, k, seed)
     inner_parts = max(2, round(1.0 / val_fraction))
     result = []
