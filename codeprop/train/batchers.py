@@ -7,6 +7,11 @@ batches, with the same row fields (``rows`` [R], ``labels`` [R], ``mask`` [R], `
 
 - `GraphBatcher`: padded `jraph.GraphsTuple`s with a fixed node/edge/graph budget;
 - `SequenceBatcher`: [S, T] token ids, right-padded with the tokenizer's pad id.
+
+Each batcher has `batches` (training: the rows' order, one shape) and `eval_batches`
+(evaluation and embedding, whose results the loop puts back in the rows' order: the graph
+batcher's are its `batches`; the sequence batcher's group sequences of similar length and
+pad each batch only as far as it needs).
 """
 
 from __future__ import annotations
@@ -108,7 +113,8 @@ class GraphBatcher:
     """Padded graph batches of example rows with a fixed budget (one compiled shape).
 
     The classifier loop (`codeprop.train.classifier`) takes any object with the methods
-    `batches`, `num_batches` and `describe`; `SequenceBatcher` is the token-sequence one.
+    `batches`, `eval_batches`, `num_batches` and `describe`; `SequenceBatcher` is the
+    token-sequence one.
     """
 
     data: Examples
@@ -131,6 +137,10 @@ class GraphBatcher:
         """(batch, example indices of its real rows) for `rows`, in order; see `batches`."""
         return batches(self.data, rows, self.budget, self.num_rows)
 
+    def eval_batches(self, rows: np.ndarray):
+        """As `batches` (one compiled shape)."""
+        return self.batches(rows)
+
     def num_batches(self, rows: np.ndarray) -> int:
         return num_batches(self.data, rows, self.budget)
 
@@ -148,6 +158,14 @@ class SequenceBatcher:
       length: T, the padded length (the longest sequence).
       pad_id: the padding token.
       num_rows: R, rows per batch (S times the most rows sharing one sequence).
+      length_multiple: `eval_batches` pads a batch to its longest sequence rounded up to
+        a multiple of this (at most `length`), so that it compiles at most
+        ``length / length_multiple`` shapes. The default is the decoder's attention query
+        block (`DecoderConfig.attention_query_chunk`), so every query sees the same key
+        blocks as at full length. Each sequence's logits and embeddings then equal those
+        at full length up to float rounding (tested): on XLA:CPU bitwise for the code LM
+        and tiny decoders at S = 32, within 3e-6 at S = 16, where the matmuls' kernels
+        depend on the padded shape.
     """
 
     data: Examples
@@ -155,6 +173,7 @@ class SequenceBatcher:
     length: int
     pad_id: int
     num_rows: int
+    length_multiple: int = 64
 
     @classmethod
     def for_data(cls, data: Examples, batch_size: int, pad_id: int):
@@ -162,12 +181,31 @@ class SequenceBatcher:
         return cls(data, batch_size, length, pad_id, batch_size * data.most_rows_per_input())
 
     def batches(self, rows: np.ndarray):
-        """(batch, example indices of its real rows) for ``rows``, in first-appearance order."""
+        """(batch, example indices of its real rows) for ``rows``, in first-appearance order;
+        every batch [S, `length`]."""
         groups = input_order(self.data, rows)
-        order = list(groups)
+        yield from self._batches(groups, list(groups), by_length=False)
+
+    def eval_batches(self, rows: np.ndarray):
+        """As `batches`, but the sequences longest first and each batch [S, T_b] with T_b
+        its longest sequence rounded up to `length_multiple` (at most `length`).
+
+        For evaluation and embedding, whose results are put back in the rows' order: on
+        POJ-104 (mean 275 of at most 512 code-LM tokens) this runs about 55% of the tokens.
+        """
+        groups = input_order(self.data, rows)
+        order = sorted(groups, key=lambda g: -len(self.data.inputs[g]))  # stable
+        yield from self._batches(groups, order, by_length=True)
+
+    def _batches(self, groups: dict, order: list[int], by_length: bool):
         for first in range(0, len(order), self.batch_size):
             slots = order[first : first + self.batch_size]
-            tokens = np.full((self.batch_size, self.length), self.pad_id, np.int32)  # [S, T]
+            length = self.length
+            if by_length:
+                longest = max(len(self.data.inputs[g]) for g in slots)
+                multiple = self.length_multiple
+                length = min(self.length, max(1, -(-longest // multiple)) * multiple)
+            tokens = np.full((self.batch_size, length), self.pad_id, np.int32)  # [S, T]
             for slot, sequence in enumerate(slots):
                 ids = self.data.inputs[sequence]
                 tokens[slot, : len(ids)] = ids

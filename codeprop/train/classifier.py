@@ -167,10 +167,14 @@ def evaluate(
     state, batcher, rows, with_embeddings=False, where: placement.Placement = placement.DEFAULT
 ) -> dict:
     """Logits [n, C] of `rows` (in that order), their mean loss, and optionally the graph
-    embeddings [n, D] of each row."""
+    embeddings [n, D] of each row.
+
+    The rows run in the batcher's `eval_batches` (sequences grouped by length), so the mean
+    loss sums the rows in that order; logits and embeddings are put back in `rows`' order.
+    """
     rows = np.asarray(rows)
     logits, embeddings, order, merged = [], [], [], None
-    for host_batch, batch_rows in batcher.batches(rows):
+    for host_batch, batch_rows in batcher.eval_batches(rows):
         batch = where.batch(host_batch)
         batch_logits, m = steps.eval_step(state, batch)
         n = len(batch_rows)

@@ -1,17 +1,19 @@
 """The LLM arm of the probes: pooling, sequence batches, fine-tuning, the gin entry point."""
 
+import dataclasses
 import json
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from codeprop import main
 from codeprop.checkpoints import hf
 from codeprop.models import decoder, heads
 from codeprop.tokens import tokenization
-from codeprop.train import batchers, classifier, memory_plan
+from codeprop.train import batchers, classifier, memory_plan, placement
 
 from conftest import REPO, SMALL_C_PROGRAMS
 
@@ -61,6 +63,54 @@ def test_sequence_batches_share_sequences_between_rows():
     assert first["rows"].tolist() == [0, 0, 1, 1] and first["mask"].all()
     assert rows2.tolist() == [3, 5] and second["mask"].tolist() == [True, True, False, False]
     np.testing.assert_array_equal(second["inputs"][1, : len(data.inputs[3])], data.inputs[3])
+
+
+def _varied_lengths(n=13, seed=0):
+    """n random byte sequences of 5 to 300 tokens, each its own row and class."""
+    rng = np.random.default_rng(seed)
+    seqs = [rng.integers(3, 263, size=k).astype(np.int32) for k in rng.integers(5, 300, n)]
+    return batchers.Examples.one_input_per_row(seqs, np.arange(n) % 2)
+
+
+def test_eval_batches_group_by_length_and_pad_only_to_a_multiple():
+    data = _varied_lengths()
+    batcher = batchers.SequenceBatcher.for_data(data, batch_size=4, pad_id=0)
+    rows = np.arange(13)[::-1]
+    out = list(batcher.eval_batches(rows))
+    lengths = np.array([len(s) for s in data.inputs])
+    got = np.concatenate([r for _, r in out])
+    assert sorted(got.tolist()) == list(range(13))  # every row once
+    assert lengths[got].tolist() == sorted(lengths.tolist(), reverse=True)
+    for batch, batch_rows in out:
+        t = batch["inputs"].shape[1]
+        longest = lengths[batch_rows].max()
+        assert batch["inputs"].shape[0] == 4 and longest <= t
+        assert t == batcher.length or (t % 64 == 0 and t - longest < 64)
+    assert [b["inputs"].shape[1] for b, _ in out] == [
+        min(batcher.length, -(-lengths[r].max() // 64) * 64) for _, r in out
+    ]
+    assert sum(b["inputs"].size for b, _ in out) < 0.8 * len(out) * 4 * batcher.length
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_evaluation_by_length_equals_full_padding(pooling):
+    """The same logits and embeddings as at full length, in the rows' order, up to float
+    rounding (each query sees the same attention blocks)."""
+    data = _varied_lengths()
+    config = CONFIG.replace(attention_query_chunk=64)
+    model = heads.DecoderClassifier(config, num_classes=2, pad_id=0, pooling=pooling)
+    batcher = batchers.SequenceBatcher.for_data(data, batch_size=4, pad_id=0)
+    full = dataclasses.replace(batcher, length_multiple=batcher.length)
+    first, _ = next(batcher.batches(np.arange(1)))
+    state = placement.DEFAULT.init_state(model, first, 0, optax.set_to_zero())
+    rows = np.random.default_rng(1).permutation(13)
+    by_length = classifier.evaluate(state, batcher, rows, with_embeddings=True)
+    padded = classifier.evaluate(state, full, rows, with_embeddings=True)
+    assert {b["inputs"].shape[1] for b, _ in full.eval_batches(rows)} == {batcher.length}
+    np.testing.assert_allclose(by_length["logits"], padded["logits"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(by_length["embeddings"], padded["embeddings"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(by_length["loss"], padded["loss"], rtol=1e-6)
+    assert by_length["logits"].shape == (13, 2)
 
 
 def test_decoder_classifier_overfits_eight_programs():
