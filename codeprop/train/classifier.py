@@ -164,10 +164,16 @@ def _improves(record: dict, best: dict, selection: str) -> bool:
 
 
 def evaluate(
-    state, batcher, rows, with_embeddings=False, where: placement.Placement = placement.DEFAULT
+    state,
+    batcher,
+    rows,
+    with_embeddings=False,
+    where: placement.Placement = placement.DEFAULT,
+    with_logits=True,
 ) -> dict:
     """Logits [n, C] of `rows` (in that order), their mean loss, and optionally the graph
-    embeddings [n, D] of each row.
+    embeddings [n, D] of each row; ``with_logits=False`` runs only the embedding (one
+    forward pass instead of two: the frozen protocol reads no logits).
 
     The rows run in the batcher's `eval_batches` (sequences grouped by length), so the mean
     loss sums the rows in that order; logits and embeddings are put back in `rows`' order.
@@ -176,11 +182,12 @@ def evaluate(
     logits, embeddings, order, merged = [], [], [], None
     for host_batch, batch_rows in batcher.eval_batches(rows):
         batch = where.batch(host_batch)
-        batch_logits, m = steps.eval_step(state, batch)
         n = len(batch_rows)
-        logits.append(np.asarray(batch_logits)[:n])
         order.append(batch_rows)
-        merged = m if merged is None else merged.merge(m)
+        if with_logits:
+            batch_logits, m = steps.eval_step(state, batch)
+            logits.append(np.asarray(batch_logits)[:n])
+            merged = m if merged is None else merged.merge(m)
         if with_embeddings:
             graph_embeddings = np.asarray(steps.embed_step(state, batch))
             embeddings.append(graph_embeddings[host_batch["rows"][:n]])
@@ -189,7 +196,9 @@ def evaluate(
     # Batches group rows by graph: put them back in the order asked for.
     position = {int(r): i for i, r in enumerate(np.concatenate(order))}
     back = np.array([position[int(r)] for r in rows])
-    out = {"logits": np.concatenate(logits)[back], "loss": float(merged.compute()["loss"])}
+    out = {}
+    if with_logits:
+        out = {"logits": np.concatenate(logits)[back], "loss": float(merged.compute()["loss"])}
     if with_embeddings:
         out["embeddings"] = np.concatenate(embeddings)[back]
     return out
@@ -432,7 +441,7 @@ def fit_frozen(
         model, first, config.seed, optax.set_to_zero(), initial_params, memory_check
     )
     rows, _ = linear_head.concatenated(split)
-    embeddings = evaluate(state, batcher, rows, with_embeddings=True, where=where)["embeddings"]
+    embeddings = evaluate(state, batcher, rows, True, where, with_logits=False)["embeddings"]
     params = jax.device_get(state.params)
     encoder = {k: v for k, v in params.items() if k not in HEAD_NAMES}
     result = read_by_linear_head(

@@ -111,6 +111,10 @@ def test_evaluation_by_length_equals_full_padding(pooling):
     np.testing.assert_allclose(by_length["embeddings"], padded["embeddings"], rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(by_length["loss"], padded["loss"], rtol=1e-6)
     assert by_length["logits"].shape == (13, 2)
+    # The frozen protocol's pass: the same embeddings from one forward pass, no logits.
+    only = classifier.evaluate(state, batcher, rows, with_embeddings=True, with_logits=False)
+    assert set(only) == {"embeddings"}
+    np.testing.assert_array_equal(only["embeddings"], by_length["embeddings"])
 
 
 def test_decoder_classifier_overfits_eight_programs():
