@@ -27,11 +27,11 @@ A run that stops (killed, preempted, a crash) keeps its finished folds: the same
 in the same workdir reads them back instead of training them again, when they were made
 with the same settings, protocol and split (their key); the results are those of a run
 that never stopped, training being seeded per fold. The fold it stopped in continues
-after its newest saved epoch (saved every `checkpoint_every` seconds of training,
-`codeprop.train.epoch_checkpoints`), again exactly. SIGTERM stops a run cleanly after the
-current epoch (`codeprop.train.preemption`), saving that epoch: `run` then returns
-``{"preempted": True, ...}`` and writes no results (a frozen encoder's fold, which has no
-epochs, finishes first).
+from its newest save (every `checkpoint_every` seconds of training, after an epoch or
+between two jitted calls of steps inside one, `codeprop.train.epoch_checkpoints`), again
+exactly. SIGTERM stops a run cleanly at the next such point (`codeprop.train.preemption`),
+saving it: `run` then returns ``{"preempted": True, ...}`` and writes no results (a frozen
+encoder's fold stops after its current embedding batch, and starts over when resumed).
 """
 
 from __future__ import annotations
@@ -228,7 +228,8 @@ def run(
         `codeprop.probes.graph_probe.run_graph_probe`.
       progress_every: least seconds between two in-fold progress lines.
       checkpoint_every: least seconds of training between two saves of an unfinished
-        fold's training state (`FoldStore.training`; 0: after every epoch).
+        fold's training state (`FoldStore.training`; 0: after every epoch and between
+        every two calls of steps).
 
     Returns:
       The results dict also written to ``workdir/results.json``.
@@ -273,6 +274,7 @@ def run(
                     "writer": writer,
                     "step_offset": i * (train.epochs + 1),
                     "progress": reporter.epoch,
+                    "step_progress": reporter.within,
                     "embed_all": True,
                     "stop": lambda: stop.requested,
                     "checkpoints": store.training(i, checkpoint_every),

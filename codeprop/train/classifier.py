@@ -11,10 +11,12 @@ scorer of the corpus pipeline all train through it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from clu import metric_writers
@@ -112,22 +114,42 @@ def train_epoch(
     steps_per_call: int = 16,
     accumulation: int = 1,
     where: placement.Placement = placement.DEFAULT,
+    *,
+    skip_calls: int = 0,
+    merged: steps.ClassificationMetrics | None = None,
+    between_calls: Callable[[steps.TrainState, steps.ClassificationMetrics, int], None]
+    | None = None,
 ) -> tuple[steps.TrainState, steps.ClassificationMetrics]:
     """One pass over `rows` in their order, `steps_per_call` steps per jitted call, each
     step on `accumulation` batches, the batches put where `where` says.
 
+    Args:
+      state, batcher, rows, steps_per_call, accumulation, where: as above.
+      skip_calls: the pass's first calls already ran (a pass resumed in its middle):
+        their batches are made and dropped, so the calls after them see the same batches
+        as in a pass that never stopped.
+      merged: the training metrics of those calls (None when `skip_calls` is 0).
+      between_calls: called as ``between_calls(state, merged, calls)`` between two calls
+        (never before the first or after the last), with the state and metrics after
+        `calls` calls of the pass; it may save them, report progress or raise (SIGTERM).
+
     Returns:
       The new state and the merged training metrics of the pass.
     """
-    merged = None
     pending: list[dict] = []
     micro: list[dict] = []
+    calls = skip_calls
+    to_skip = skip_calls * steps_per_call * accumulation  # batches
 
     def flush(state, merged):
+        nonlocal calls
+        if between_calls is not None and calls > skip_calls:
+            between_calls(state, merged, calls)
         stacked, active = _stack(pending, steps_per_call)
         stacked = where.batch(stacked, leading=2 if accumulation > 1 else 1)
         state, m = steps.train_steps(state, stacked, active, accumulate=accumulation > 1)
         pending.clear()
+        calls += 1
         return state, m if merged is None else merged.merge(m)
 
     def add(step_batch, state, merged):
@@ -137,6 +159,9 @@ def train_epoch(
         return state, merged
 
     for batch, _ in batcher.batches(rows):
+        if to_skip:
+            to_skip -= 1
+            continue
         if accumulation == 1:
             state, merged = add(batch, state, merged)
             continue
@@ -149,6 +174,21 @@ def train_epoch(
     if pending:
         state, merged = flush(state, merged)
     return state, merged
+
+
+def _metrics_to_json(merged: steps.ClassificationMetrics) -> list:
+    """The leaves of training metrics, exactly (float32 and int32 values are exact as JSON
+    numbers)."""
+    return [[str(np.asarray(x).dtype), np.asarray(x).tolist()] for x in jax.tree.leaves(merged)]
+
+
+def _metrics_from_json(saved: list) -> steps.ClassificationMetrics:
+    treedef = jax.tree.structure(steps.ClassificationMetrics.empty())
+    if len(saved) != treedef.num_leaves:
+        raise ValueError(
+            f"saved training metrics have {len(saved)} values, not {treedef.num_leaves}"
+        )
+    return jax.tree.unflatten(treedef, [jnp.asarray(v, dtype) for dtype, v in saved])
 
 
 def _improves(record: dict, best: dict, selection: str) -> bool:
@@ -170,16 +210,19 @@ def evaluate(
     with_embeddings=False,
     where: placement.Placement = placement.DEFAULT,
     with_logits=True,
+    after_batch: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Logits [n, C] of `rows` (in that order), their mean loss, and optionally the graph
     embeddings [n, D] of each row; ``with_logits=False`` runs only the embedding (one
-    forward pass instead of two: the frozen protocol reads no logits).
+    forward pass instead of two: the frozen protocol reads no logits). `after_batch`, if
+    given, is called after each batch as ``after_batch(rows done, n)`` (progress; it may
+    raise to stop).
 
     The rows run in the batcher's `eval_batches` (sequences grouped by length), so the mean
     loss sums the rows in that order; logits and embeddings are put back in `rows`' order.
     """
     rows = np.asarray(rows)
-    logits, embeddings, order, merged = [], [], [], None
+    logits, embeddings, order, merged, done = [], [], [], None, 0
     for host_batch, batch_rows in batcher.eval_batches(rows):
         batch = where.batch(host_batch)
         n = len(batch_rows)
@@ -191,6 +234,9 @@ def evaluate(
         if with_embeddings:
             graph_embeddings = np.asarray(steps.embed_step(state, batch))
             embeddings.append(graph_embeddings[host_batch["rows"][:n]])
+        done += n
+        if after_batch is not None:
+            after_batch(done, len(rows))
     if not order:
         return {"logits": np.zeros((0, 0)), "embeddings": np.zeros((0, 0)), "loss": float("nan")}
     # Batches group rows by graph: put them back in the order asked for.
@@ -218,6 +264,7 @@ def fit(
     memory_check: Callable | None = None,
     stop: Callable[[], bool] | None = None,
     checkpoints: epoch_checkpoints.EpochCheckpoints | None = None,
+    step_progress: Callable[[str, int, int, str], None] | None = None,
 ) -> dict:
     """Trains `model` on one split with best-validation model selection.
 
@@ -238,10 +285,16 @@ def fit(
       embed_all: also embed the training and validation rows with the selected model.
       memory_check: called as ``memory_check(abstract_state, shardings, mesh)`` before
         the state is allocated (the LLM probe's memory plan), or None.
-      stop: checked after every epoch but the last; when it returns True (SIGTERM,
-        `codeprop.train.preemption`) the fit raises `preemption.Preempted`.
-      checkpoints: where the training state is saved between epochs (when due, and when
-        `stop` stops the fit) and resumed from, exactly (`epoch_checkpoints`), or None.
+      stop: checked after every epoch but the last and between two jitted calls of steps
+        inside an epoch; when it returns True (SIGTERM, `codeprop.train.preemption`) the
+        fit raises `preemption.Preempted`.
+      checkpoints: where the training state is saved (when due, and when `stop` stops
+        the fit), after an epoch or between two calls inside one, and resumed from,
+        exactly (`epoch_checkpoints`), or None.
+      step_progress: called between two calls inside an epoch as
+        ``step_progress('epoch 2/10', steps done, steps in the epoch, 'step')`` (e.g.
+        `codeprop.train.progress.Progress.within`, for epochs of minutes or hours), or
+        None.
 
     Returns:
       ``params`` (best), ``num_params``, ``best_epoch``, ``best_validation_accuracy``,
@@ -280,6 +333,7 @@ def fit(
     val_labels = data.labels[split["validation"]]
     per_call = None
     first_epoch = 1
+    skip_calls, partial_metrics = 0, None  # of an epoch resumed in its middle
     resumed = checkpoints.restore(state, state.params) if checkpoints is not None else None
     if resumed is not None:
         state, best_params, saved = resumed
@@ -287,12 +341,58 @@ def fit(
         history, per_call = saved["history"], saved["per_call"]
         shuffle.bit_generator.state = saved["shuffle"]
         first_epoch = saved["epoch"] + 1
+        if "partial" in saved:  # stopped inside epoch `first_epoch`
+            skip_calls = saved["partial"]["calls"]
+            partial_metrics = _metrics_from_json(saved["partial"]["metrics"])
+
+    def save(state, epoch_done: int, shuffle_state: dict, partial: dict | None = None) -> None:
+        """Saves `state` after `epoch_done` epochs, and `partial` calls of the next."""
+        saved = {
+            "epoch": epoch_done,
+            "best": _best_to_json(best),
+            "history": history,
+            "per_call": per_call,
+            "shuffle": shuffle_state,
+        }
+        if partial is not None:
+            saved["partial"] = partial
+        checkpoints.save(int(state.step), state, best["params"], saved)
+
+    def between_calls(epoch: int, shuffled: dict, state_now, merged_now, calls: int) -> None:
+        """Inside `epoch` (its permutation drawn from the generator state `shuffled`),
+        after `calls` calls: progress, a save when due or stopping, and the stop."""
+        done = calls * per_call
+        if step_progress is not None:
+            step_progress(f"epoch {epoch}/{config.epochs}", done, per_epoch, "step")
+        stopping = stop is not None and stop()
+        if checkpoints is not None and (stopping or checkpoints.due()):
+            partial = {"calls": calls, "metrics": _metrics_to_json(merged_now)}
+            save(state_now, epoch - 1, shuffled, partial)
+        if stopping:
+            raise preemption.Preempted(
+                f"stopped in epoch {epoch} of {config.epochs}, after {done} of its "
+                f"{per_epoch} steps"
+            )
+
     for epoch in range(first_epoch, config.epochs + 1):
+        epoch_shuffle = shuffle.bit_generator.state  # before this epoch's permutation
         order = shuffle.permutation(split["train"])
         if per_call is None:  # Fixed for the run (one compilation), from the first epoch.
             epoch_steps = -(-batcher.num_batches(order) // config.accumulation)
             per_call = min(config.steps_per_call, epoch_steps + 1)
-        state, merged = train_epoch(state, batcher, order, per_call, config.accumulation, where)
+
+        state, merged = train_epoch(
+            state,
+            batcher,
+            order,
+            per_call,
+            config.accumulation,
+            where,
+            skip_calls=skip_calls,
+            merged=partial_metrics,
+            between_calls=functools.partial(between_calls, epoch, epoch_shuffle),
+        )
+        skip_calls, partial_metrics = 0, None
         computed = merged.compute()
         record = {
             "epoch": epoch,
@@ -322,14 +422,7 @@ def fit(
             }
         stopping = stop is not None and epoch < config.epochs and stop()
         if checkpoints is not None and epoch < config.epochs and (stopping or checkpoints.due()):
-            saved = {
-                "epoch": epoch,
-                "best": _best_to_json(best),
-                "history": history,
-                "per_call": per_call,
-                "shuffle": shuffle.bit_generator.state,
-            }
-            checkpoints.save(epoch, state, best["params"], saved)
+            save(state, epoch, shuffle.bit_generator.state)
         if stopping:
             raise preemption.Preempted(f"stopped after epoch {epoch} of {config.epochs}")
     state = state.replace(params=best["params"])
@@ -342,7 +435,7 @@ def fit(
         "history": history,
         "budget": batcher.describe(),
     }
-    return out | embed_split(state, batcher, split, embed_all, where)
+    return out | embed_split(state, batcher, split, embed_all, where, step_progress)
 
 
 def _best_to_json(best: dict) -> dict:
@@ -376,11 +469,16 @@ def embed_split(
     split: dict[str, np.ndarray],
     embed_all: bool,
     where: placement.Placement = placement.DEFAULT,
+    step_progress: Callable[[str, int, int, str], None] | None = None,
 ) -> dict:
     """``test_logits``, ``test_embeddings`` and, with `embed_all`, ``rows`` (training,
-    validation and test rows) and their ``embeddings``, in one pass."""
+    validation and test rows) and their ``embeddings``, in one pass (its progress to
+    `step_progress`, as `fit` says)."""
     rows = linear_head.concatenated(split)[0] if embed_all else np.asarray(split["test"])
-    out = evaluate(state, batcher, rows, with_embeddings=True, where=where)
+    after = None
+    if step_progress is not None:
+        after = lambda done, total: step_progress("embedding", done, total, "row")  # noqa: E731
+    out = evaluate(state, batcher, rows, with_embeddings=True, where=where, after_batch=after)
     num_test = len(split["test"])
     tail = slice(len(rows) - num_test, len(rows))
     result = {
@@ -407,6 +505,8 @@ def fit_frozen(
     embed_all: bool = False,
     regularisations: tuple[float, ...] = linear_head.REGULARISATIONS,
     memory_check: Callable | None = None,
+    stop: Callable[[], bool] | None = None,
+    step_progress: Callable[[str, int, int, str], None] | None = None,
     **unused,
 ) -> dict:
     """A frozen encoder read by a linear head: nothing of `model` is trained.
@@ -422,8 +522,12 @@ def fit_frozen(
       model, data, split, config, batcher, initial_params, embed_all, memory_check: as in
         `fit` (``config.epochs`` and the optimiser settings are not used).
       regularisations: the grid of the head's ``C``.
-      unused: `fit`'s writer, step offset, progress, stop and checkpoints, accepted and
-        ignored (a frozen fit has no epochs to stop between or resume from).
+      stop: checked after every batch of the embedding pass but the last; when it
+        returns True the fit raises `preemption.Preempted` (a frozen fit has no epochs
+        to save or resume: a stopped one starts over).
+      step_progress: the embedding pass's progress, ``step_progress('embedding', rows
+        done, rows, 'row')``, or None.
+      unused: `fit`'s writer, step offset, progress and checkpoints, accepted and ignored.
 
     Returns:
       As `fit`, with ``best_epoch`` 0, ``history`` the validation accuracy of each ``C``,
@@ -441,7 +545,16 @@ def fit_frozen(
         model, first, config.seed, optax.set_to_zero(), initial_params, memory_check
     )
     rows, _ = linear_head.concatenated(split)
-    embeddings = evaluate(state, batcher, rows, True, where, with_logits=False)["embeddings"]
+
+    def after_batch(done: int, total: int) -> None:
+        if step_progress is not None:
+            step_progress("embedding", done, total, "row")
+        if stop is not None and done < total and stop():
+            raise preemption.Preempted(f"stopped while embedding, after {done} of {total} rows")
+
+    embeddings = evaluate(
+        state, batcher, rows, True, where, with_logits=False, after_batch=after_batch
+    )["embeddings"]
     params = jax.device_get(state.params)
     encoder = {k: v for k, v in params.items() if k not in HEAD_NAMES}
     result = read_by_linear_head(

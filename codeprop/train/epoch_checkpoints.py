@@ -1,17 +1,20 @@
-"""A fold's training state saved between epochs, so that a stopped fold resumes exactly.
+"""A fold's training state saved during a fit, so that a stopped fold resumes exactly.
 
-`codeprop.train.classifier.fit` saves, after an epoch, everything its next epochs depend
-on: the train state (parameters, optimizer state, step, dropout key), the parameters of
-the best epoch so far, the history, the shuffling generator's state and the steps per
-jitted call. A fit given the same `EpochCheckpoints` again continues after the newest
-saved epoch and ends with the parameters, history and predictions of a fit that never
-stopped.
+`codeprop.train.classifier.fit` saves, after an epoch or between two jitted calls of
+steps inside one, everything the rest of the fit depends on: the train state
+(parameters, optimizer state, step, dropout key), the parameters of the best epoch so
+far, the history, the shuffling generator's state and the steps per jitted call; inside
+an epoch also the calls done and their training metrics. A fit given the same
+`EpochCheckpoints` again continues where the newest save was made (skipping the batches
+of the calls done) and ends with the parameters, history and predictions of a fit that
+never stopped.
 
-On disk (orbax, never pickle): ``<directory>/checkpoints/<epoch>/`` (the newest only) and
-``<directory>/key.json``, what the state must have been made with (a fold's settings and
-rows, `codeprop.probes.protocol.fold_key`): saved state of another key is deleted, not
-used. An epoch that does not restore is moved to ``checkpoints_unrestorable/``
-(`codeprop.train.checkpointing.restore_newest`) and the one before it is used, or none.
+On disk (orbax, never pickle): ``<directory>/checkpoints/<step>/`` (the newest only, named
+by its optimizer step) and ``<directory>/key.json``, what the state must have been made
+with (a fold's settings and rows, `codeprop.probes.protocol.fold_key`): saved state of
+another key is deleted, not used. A save that does not restore is moved to
+``checkpoints_unrestorable/`` (`codeprop.train.checkpointing.restore_newest`) and the one
+before it is used, or none.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ class EpochCheckpoints:
     Attributes:
       directory: the fold's directory (deleted by `discard` once the fold is finished).
       key: what a saved state must have been made with.
-      every_seconds: least seconds of training between two saves (0: after every epoch);
-        a fit stopped by SIGTERM saves at once.
+      every_seconds: least seconds of training between two saves (0: after every epoch
+        and between every two calls); a fit stopped by SIGTERM saves at once.
     """
 
     def __init__(self, directory: str | pathlib.Path, key: str, every_seconds: float = 600.0):
@@ -52,7 +55,7 @@ class EpochCheckpoints:
         return self._manager
 
     def restore(self, state, best_params) -> tuple[Any, Any, dict] | None:
-        """(state, best parameters, progress) of the newest saved epoch, restored into the
+        """(state, best parameters, progress) of the newest save, restored into the
         shapes, dtypes and shardings of the given `state` and `best_params`; None when
         nothing of this key was saved (state of another key is deleted)."""
         key_path = self.directory / KEY
@@ -84,12 +87,13 @@ class EpochCheckpoints:
         """Whether `every_seconds` have passed since the last save (or the start)."""
         return time.monotonic() - self._last >= self.every_seconds
 
-    def save(self, epoch: int, state, best_params, progress: dict) -> None:
-        """Saves the state after `epoch` (replacing the one before) and waits for it."""
+    def save(self, step: int, state, best_params, progress: dict) -> None:
+        """Saves the state after optimizer `step` (replacing the save before, of a lower
+        step) and waits for it."""
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / KEY).write_text(json.dumps({"key": self.key}) + "\n")
         checkpointing.save_step(
-            self._open(), epoch, {"state": state, "best_params": best_params}, progress
+            self._open(), step, {"state": state, "best_params": best_params}, progress
         )
         self._last = time.monotonic()
 

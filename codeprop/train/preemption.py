@@ -1,6 +1,7 @@
 """SIGTERM as a request to stop at the next safe point (a preemptible VM, a batch
-scheduler's time limit, ``kill``): pretraining saves a checkpoint and stops; a probe stops
-after the current epoch, keeping its finished folds (`codeprop.probes.protocol`)."""
+scheduler's time limit, ``kill``): pretraining saves a checkpoint and stops; a probe saves
+and stops after the current epoch or jitted call of steps, keeping its finished folds
+(`codeprop.probes.protocol`)."""
 
 from __future__ import annotations
 

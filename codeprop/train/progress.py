@@ -6,8 +6,15 @@ every `Progress.every_seconds` while a fold trains and one line when it ends:
     fold 3/10  epoch 20/60  6.1 epochs/s  48 steps/s  train loss 0.612  val acc 72.1%
     fold 3/10  done in 9.8 s  best epoch 41  val acc 73.8%  test acc 70.6%  ETA 1m 9s
 
+An epoch or embedding pass that runs longer than `Progress.every_seconds` (an LLM
+fine-tuned on POJ-104: an hour an epoch on a CPU) also gets lines from inside it:
+
+    fold 1/1  epoch 1/2  340/975 steps  3.1 s/step  epoch ETA 32m 48s
+    fold 1/1  embedding  12,800/52,000 rows  41 rows/s  ETA 15m 56s
+
 The ETA of a fold extrapolates its epoch rate; the ETA after a fold extrapolates the mean
-time per finished fold over the folds left.
+time per finished fold over the folds left; the ETA inside a pass, the pass's rate since
+its first report in this process.
 """
 
 from __future__ import annotations
@@ -55,6 +62,9 @@ class Progress:
     _done: int = 0
     _reused: int = 0
     _epochs_before: int | None = None  # of a fold resumed from a saved epoch
+    _stage: tuple | None = None  # (fold, stage) of the pass `within` reports on
+    _stage_start: float = 0.0
+    _stage_done: int = 0
 
     def start_fold(self, fold: int) -> None:
         now = self.clock()
@@ -87,6 +97,27 @@ class Progress:
             parts.append(f"val acc {_percent(record['validation_accuracy'])}")
         parts.append(f"fold ETA {duration((self.epochs - record['epoch']) / rate)}")
         self.write("  ".join(parts))
+
+    def within(self, stage: str, done: int, total: int, unit: str) -> None:
+        """Inside a pass (`stage`: ``'epoch 2/10'``, ``'embedding'``), `done` of `total`
+        `unit`s done: a line when `every_seconds` have passed since the last line and
+        since the pass's first report (so passes shorter than that print nothing)."""
+        now = self.clock()
+        if self._stage != (self._fold, stage) or done < self._stage_done:
+            self._stage, self._stage_start, self._stage_done = (self._fold, stage), now, done
+            return
+        if now - max(self._last_line, self._stage_start) < self.every_seconds:
+            return
+        if done == self._stage_done:
+            return
+        self._last_line = now
+        rate = (done - self._stage_done) / (now - self._stage_start)  # units/s
+        pace = f"{rate:.0f} {unit}s/s" if rate >= 1 else f"{1 / rate:.1f} s/{unit}"
+        eta = "epoch ETA" if stage.startswith("epoch") else "ETA"
+        self.write(
+            f"fold {self._fold + 1}/{self.num_folds}  {stage}  {done:,}/{total:,} {unit}s  "
+            f"{pace}  {eta} {duration(max(total - done, 0) / rate)}"
+        )
 
     def reused_fold(self, index: int, fold: dict, path: str) -> None:
         """A fold not run again: its saved record (`codeprop.probes.protocol`) was read."""

@@ -47,24 +47,32 @@ def test_a_killed_probe_resumes_after_its_finished_folds(raw_dir, tmp_path, monk
     whole = main.run([GIN], bindings, str(tmp_path / "whole"))
     assert not list((tmp_path / "whole" / "folds").glob("*.training"))  # removed when done
 
-    # The same run in a child process, killed (SIGKILL) in the second fold, after the
-    # first of its epochs is saved.
+    # The same run in a child process, killed (SIGKILL) in the second fold, after its
+    # training state was first saved (between two calls of steps inside epoch 1: 18 steps
+    # an epoch, 16 a call).
     workdir = tmp_path / "killed"
     command = [sys.executable, "-m", "codeprop.main", f"--workdir={workdir}", f"--gin_file={GIN}"]
     command += [f"--gin_bindings={b}" for b in bindings]
     child = subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    in_second = workdir / "folds" / "fold_001.training" / "checkpoints" / "1"
+    in_second = workdir / "folds" / "fold_001.training" / "checkpoints"
+
+    def steps_saved() -> list[int]:  # finished saves are named by their step
+        return [int(p.name) for p in in_second.glob("*") if p.name.isdigit()]
+
     deadline = time.monotonic() + 600
-    while not in_second.exists() and child.poll() is None and time.monotonic() < deadline:
+    while not steps_saved() and child.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     saved = sorted(p.name for p in (workdir / "folds").glob("fold_*.json"))
     assert "fold_000.json" in saved and not (workdir / "results.json").exists()
-    epochs_saved = max(int(p.name) for p in in_second.parent.iterdir() if p.name.isdigit())
-    assert 1 <= epochs_saved < 3 and "fold_001.json" not in saved
+    progress = json.loads(
+        (in_second / str(max(steps_saved())) / "progress" / "metadata").read_text()
+    )
+    epochs_saved = progress["epoch"]  # whole epochs; "partial": the calls of the next
+    assert 0 <= epochs_saved < 3 and "fold_001.json" not in saved
 
     calls, epochs = [], []
     fit, train_epoch = classifier.fit, classifier.train_epoch
@@ -74,7 +82,7 @@ def test_a_killed_probe_resumes_after_its_finished_folds(raw_dir, tmp_path, monk
     )
     resumed = main.run([GIN], bindings, str(workdir))
     assert len(calls) == 4 - len(saved)  # only the folds that were not finished
-    assert len(epochs) == 3 * (4 - len(saved)) - epochs_saved  # fold 2 from its saved epoch
+    assert len(epochs) == 3 * (4 - len(saved)) - epochs_saved  # fold 2 from where it was saved
     assert _without_seconds(json.loads(json.dumps(resumed, default=float))) == _without_seconds(
         json.loads(json.dumps(whole, default=float))
     )

@@ -157,13 +157,22 @@ def test_a_stopped_fit_resumes_from_its_saved_epoch_exactly(tmp_path):
     whole = classifier.fit(model, data, split, config)
 
     saves = epoch_checkpoints.EpochCheckpoints(tmp_path / "fold", "key-1", every_seconds=0)
-    epochs_run = []
+    epochs_run, steps_run = [], []
+
+    def progress(record):
+        epochs_run.append(record["epoch"])
+        steps_run.append(record["steps"])
+
     with pytest.raises(preemption.Preempted, match="after epoch 4 of 6"):
         classifier.fit(
             model, data, split, config, checkpoints=saves,
-            progress=lambda r: epochs_run.append(r["epoch"]), stop=lambda: len(epochs_run) == 4,
+            progress=progress, stop=lambda: len(epochs_run) == 4,
         )  # fmt: skip
-    assert sorted(p.name for p in (tmp_path / "fold" / "checkpoints").iterdir()) == ["4"]
+    # Named by the optimizer step after epoch 4 (3 or 4 batches an epoch: rows 8 to 11
+    # reuse graphs, and a batch holds 3 distinct graphs).
+    assert 12 <= steps_run[-1] <= 16
+    saved = [p.name for p in (tmp_path / "fold" / "checkpoints").iterdir()]
+    assert saved == [str(steps_run[-1])]
     resumed = classifier.fit(
         model, data, split, config, checkpoints=saves,
         progress=lambda r: epochs_run.append(r["epoch"]),
@@ -184,6 +193,71 @@ def test_a_stopped_fit_resumes_from_its_saved_epoch_exactly(tmp_path):
     assert json.loads((tmp_path / "fold" / "key.json").read_text()) == {"key": "key-2"}
 
 
+@pytest.mark.parametrize(
+    "steps, stop_at",
+    [
+        # 3 or 4 batches an epoch, one step a call: stopped after 2 of epoch 3's calls.
+        ({"steps_per_call": 1}, ("epoch 3/6", 2)),
+        # 2 steps of 2 batches an epoch, one a call: stopped after epoch 3's first call.
+        ({"steps_per_call": 1, "accumulation": 2}, ("epoch 3/6", 1)),
+    ],
+    ids=["steps", "accumulated"],
+)
+def test_a_fit_stopped_inside_an_epoch_resumes_there_exactly(tmp_path, steps, stop_at):
+    model, data, split = _twelve_rows()
+    config = classifier.TrainConfig(
+        epochs=6, batch_size=3, learning_rate=0.01, seed=7, schedule="cosine", warmup_epochs=1,
+        **steps,
+    )  # fmt: skip
+    whole = classifier.fit(model, data, split, config)
+
+    saves = epoch_checkpoints.EpochCheckpoints(tmp_path / "fold", "k", every_seconds=0)
+    reports = []
+
+    def step_progress(stage, done, total, unit):
+        reports.append((stage, done))
+
+    with pytest.raises(preemption.Preempted, match="stopped in epoch 3 of 6, after"):
+        classifier.fit(
+            model, data, split, config, checkpoints=saves, step_progress=step_progress,
+            stop=lambda: bool(reports) and reports[-1] == stop_at,
+        )  # fmt: skip
+    # One save, named by its optimizer step, inside epoch 3.
+    (saved,) = (tmp_path / "fold" / "checkpoints").iterdir()
+    assert 2 * 2 + stop_at[1] <= int(saved.name) <= 2 * 4 + stop_at[1]
+    reports.clear()
+    resumed = classifier.fit(
+        model, data, split, config, checkpoints=saves, step_progress=step_progress
+    )
+    # It went on inside epoch 3, after the calls it had done (no report of epochs 1, 2).
+    stages = {stage for stage, _ in reports}
+    assert stages <= {"epoch 3/6", "epoch 4/6", "epoch 5/6", "epoch 6/6", "embedding"}
+    assert all(done > stop_at[1] for stage, done in reports if stage == "epoch 3/6")
+    assert resumed["history"] == whole["history"]  # epoch 3's training metrics included
+    assert resumed["best_epoch"] == whole["best_epoch"]
+    np.testing.assert_array_equal(resumed["test_logits"], whole["test_logits"])
+    for a, b in zip(jax.tree.leaves(resumed["params"]), jax.tree.leaves(whole["params"])):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_frozen_fit_reports_and_stops_while_embedding():
+    model, data, _ = _twelve_rows()
+    split = {"train": np.arange(8), "validation": np.array([8, 9]), "test": np.array([10, 11])}
+    config = classifier.TrainConfig(batch_size=3, seed=7)
+    reports = []
+    whole = classifier.fit_frozen(
+        model, data, split, config,
+        step_progress=lambda stage, done, total, unit: reports.append((stage, done, total, unit)),
+    )  # fmt: skip
+    assert whole["test_logits"].shape == (2, 2)
+    # 12 rows over 8 graphs: every row embedded once, in batches.
+    assert {(stage, total, unit) for stage, _, total, unit in reports} == {("embedding", 12, "row")}
+    done = [r[1] for r in reports]
+    assert done == sorted(done) and done[-1] == 12 and len(done) > 1
+    with pytest.raises(preemption.Preempted, match=f"after {done[0]} of 12 rows"):
+        classifier.fit_frozen(model, data, split, config, stop=lambda: True)
+
+
 def test_a_corrupt_saved_epoch_is_moved_aside_and_the_fit_starts_over(tmp_path):
     cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=8)
     data, vocab_size = _data(cfg)
@@ -194,11 +268,13 @@ def test_a_corrupt_saved_epoch_is_moved_aside_and_the_fit_starts_over(tmp_path):
     saves = epoch_checkpoints.EpochCheckpoints(tmp_path / "fold", "k", every_seconds=0)
     with pytest.raises(preemption.Preempted):
         classifier.fit(model, data, split, config, checkpoints=saves, stop=lambda: True)
-    for path in (tmp_path / "fold" / "checkpoints" / "1").rglob("*"):
+    (saved,) = (tmp_path / "fold" / "checkpoints").iterdir()
+    assert saved.name == "2"  # after epoch 1, of 2 steps
+    for path in saved.rglob("*"):
         if path.is_file():
             path.write_bytes(b"garbage")
     epochs_run = []
     classifier.fit(model, data, split, config, checkpoints=saves,
                    progress=lambda r: epochs_run.append(r["epoch"]))  # fmt: skip
     assert epochs_run == [1, 2, 3]
-    assert [p.name for p in (tmp_path / "fold" / "checkpoints_unrestorable").iterdir()] == ["1-0"]
+    assert [p.name for p in (tmp_path / "fold" / "checkpoints_unrestorable").iterdir()] == ["2-0"]

@@ -66,3 +66,29 @@ def test_a_resumed_fold_counts_only_the_epochs_it_trains():
         report.epoch({"epoch": epoch, "steps": 10 * epoch, "train_loss": 0.5})
     assert lines == ["fold 1/1  epoch 8/10  20.0 s/epoch  2.0 s/step  train loss 0.500"
                      "  fold ETA 40s"]  # fmt: skip
+
+
+def test_long_passes_report_from_inside_and_short_ones_do_not():
+    clock, lines = Clock(), []
+    report = progress.Progress(1, epochs=2, every_seconds=30, write=lines.append, clock=clock)
+    report.start_fold(0)
+    clock.now = 5.0  # after the first call of 16 steps (compilation included)
+    report.within("epoch 1/2", 16, 975, "step")
+    for calls in range(2, 8):  # 16 steps every 48 s
+        clock.now = 5.0 + 48.0 * (calls - 1)
+        report.within("epoch 1/2", 16 * calls, 975, "step")
+    # The rate and ETA count from the first report: 3.0 s a step, 943 steps left.
+    assert lines[0] == "fold 1/1  epoch 1/2  32/975 steps  3.0 s/step  epoch ETA 47m 9s"
+    assert len(lines) == 6  # one a call: each 48 s after the last line
+    # A new pass starts its own rate; rows of an embedding pass at 40 rows/s.
+    clock.now = 1000.0
+    report.within("embedding", 320, 52_000, "row")
+    clock.now = 1040.0
+    report.within("embedding", 1_920, 52_000, "row")
+    assert lines[-1] == "fold 1/1  embedding  1,920/52,000 rows  40 rows/s  ETA 20m 52s"
+    # A pass of a few seconds: nothing.
+    lines.clear()
+    for done in range(1, 20):
+        clock.now = 2000.0 + done
+        report.within("epoch 2/2", done, 20, "step")
+    assert lines == []
