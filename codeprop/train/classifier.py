@@ -463,6 +463,23 @@ def _check_placeable(batcher, where: placement.Placement) -> None:
         )
 
 
+def _embedding_pass(
+    step_progress: Callable[[str, int, int, str], None] | None,
+    stop: Callable[[], bool] | None = None,
+) -> Callable[[int, int], None]:
+    """`evaluate`'s ``after_batch`` for an embedding pass: its progress to `step_progress`
+    and, with `stop`, `preemption.Preempted` after any batch but the last once it is
+    True."""
+
+    def after_batch(done: int, total: int) -> None:
+        if step_progress is not None:
+            step_progress("embedding", done, total, "row")
+        if stop is not None and done < total and stop():
+            raise preemption.Preempted(f"stopped while embedding, after {done} of {total} rows")
+
+    return after_batch
+
+
 def embed_split(
     state,
     batcher,
@@ -475,9 +492,7 @@ def embed_split(
     validation and test rows) and their ``embeddings``, in one pass (its progress to
     `step_progress`, as `fit` says)."""
     rows = linear_head.concatenated(split)[0] if embed_all else np.asarray(split["test"])
-    after = None
-    if step_progress is not None:
-        after = lambda done, total: step_progress("embedding", done, total, "row")  # noqa: E731
+    after = _embedding_pass(step_progress)
     out = evaluate(state, batcher, rows, with_embeddings=True, where=where, after_batch=after)
     num_test = len(split["test"])
     tail = slice(len(rows) - num_test, len(rows))
@@ -545,16 +560,9 @@ def fit_frozen(
         model, first, config.seed, optax.set_to_zero(), initial_params, memory_check
     )
     rows, _ = linear_head.concatenated(split)
-
-    def after_batch(done: int, total: int) -> None:
-        if step_progress is not None:
-            step_progress("embedding", done, total, "row")
-        if stop is not None and done < total and stop():
-            raise preemption.Preempted(f"stopped while embedding, after {done} of {total} rows")
-
-    embeddings = evaluate(
-        state, batcher, rows, True, where, with_logits=False, after_batch=after_batch
-    )["embeddings"]
+    after = _embedding_pass(step_progress, stop)
+    embeddings = evaluate(state, batcher, rows, True, where, with_logits=False, after_batch=after)
+    embeddings = embeddings["embeddings"]
     params = jax.device_get(state.params)
     encoder = {k: v for k, v in params.items() if k not in HEAD_NAMES}
     result = read_by_linear_head(
