@@ -16,6 +16,7 @@ import itertools
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
 
 from codeprop.train import linear_head
 
@@ -40,6 +41,7 @@ def fit_boosted_head(
     split: dict[str, np.ndarray],
     grid: tuple[dict, ...] = GRID,
     seed: int = 0,
+    threads: int | None = 1,
 ) -> dict:
     """Trains the trees on ``split["train"]`` for each setting of `grid`, keeps the one with
     the best accuracy on ``split["validation"]``.
@@ -53,6 +55,12 @@ def fit_boosted_head(
       seed: the model's ``random_state``; unused here (scikit-learn draws from it only for
         early stopping, feature subsampling and binning more than 200,000 rows), so fits
         with any seed are the same.
+      threads: OpenMP threads of the fits (None: scikit-learn's default, one per core).
+        One by default: devmap's fits are small (hundreds of rows, 12 settings of up to
+        300 trees a class, thousands of short parallel regions), and when another process
+        holds a core (a second arm, a test worker) each region waits for a descheduled
+        thread, which made a fit tens of times slower. The fitted trees are the same for
+        any number of threads (tested).
 
     Returns:
       ``setting`` (the chosen one), ``validation_accuracy`` (NaN without validation rows),
@@ -67,22 +75,23 @@ def fit_boosted_head(
     labels = np.asarray(labels)
     if len(np.unique(labels[train])) < 2:
         raise ValueError("the training rows hold fewer than two classes")
-    history, best = [], None
-    for setting in grid if len(validation) else grid[:1]:
-        model = HistGradientBoostingClassifier(
-            **setting, early_stopping=False, random_state=seed
-        ).fit(x[train], labels[train])
-        accuracy = (
-            float(np.mean(model.predict(x[validation]) == labels[validation]))
-            if len(validation)
-            else float("nan")
-        )
-        history.append(dict(setting, validation_accuracy=accuracy))
-        if best is None or accuracy > best[0]:
-            best = (accuracy, setting, model)
-    accuracy, setting, model = best
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        history, best = [], None
+        for setting in grid if len(validation) else grid[:1]:
+            model = HistGradientBoostingClassifier(
+                **setting, early_stopping=False, random_state=seed
+            ).fit(x[train], labels[train])
+            accuracy = (
+                float(np.mean(model.predict(x[validation]) == labels[validation]))
+                if len(validation)
+                else float("nan")
+            )
+            history.append(dict(setting, validation_accuracy=accuracy))
+            if best is None or accuracy > best[0]:
+                best = (accuracy, setting, model)
+        accuracy, setting, model = best
+        scores = model.decision_function(x[test]) if len(test) else np.zeros((0, 1))
     logits = np.full((len(test), int(labels.max()) + 1), -np.inf)
-    scores = model.decision_function(x[test]) if len(test) else np.zeros((0, 1))
     if len(model.classes_) == 2:  # Binary: one column, the second class's log-odds.
         scores = np.stack([-scores, scores], axis=-1) / 2
     logits[:, model.classes_] = scores

@@ -50,6 +50,21 @@ def test_the_setting_is_chosen_on_validation_rows_only_and_fits_repeat():
     np.testing.assert_array_equal(reseeded["test_logits"], result["test_logits"])
 
 
+def test_the_trees_are_the_same_with_one_thread_or_several():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2000, 24))  # wide enough that scikit-learn splits the work
+    labels = (x[:, :3].sum(-1) + rng.normal(scale=0.5, size=2000) > 0).astype(np.int64)
+    labels[x[:, 3] > 1.2] = 2
+    split = _split(len(x))
+    setting = ({"learning_rate": 0.1, "max_depth": None, "max_iter": 60},)
+    one, three = (
+        boosted_head.fit_boosted_head(x, labels, split, setting, threads=t) for t in (1, 3)
+    )
+    assert one["num_params"] == three["num_params"] > 60 * 3 * 3
+    np.testing.assert_array_equal(one["test_logits"], three["test_logits"])
+    assert one["validation_accuracy"] == three["validation_accuracy"] > 0.8
+
+
 def test_logits_classes_and_parameters():
     x, labels = _thresholds()
     one_stump = ({"learning_rate": 0.1, "max_depth": 1, "max_iter": 1},)
