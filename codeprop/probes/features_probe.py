@@ -84,6 +84,7 @@ def run_features_probe(
     regularisations: tuple[float, ...] = linear_head.REGULARISATIONS,
     head: str = "linear",
     tree_grid: tuple[dict, ...] = boosted_head.GRID,
+    tree_min_samples_leaf: int = 20,
     raw_dir: str | None = None,
 ) -> dict:
     """Trains a linear or boosted-trees head on histogram features of a benchmark (and the
@@ -105,6 +106,9 @@ def run_features_probe(
       head: ``linear`` (logistic regression) or ``boosted_trees``
         (`codeprop.train.boosted_head`).
       tree_grid: the boosted trees' settings (chosen on validation rows).
+      tree_min_samples_leaf: the fewest training rows in a leaf, in every setting of
+        `tree_grid`, overriding theirs (scikit-learn's default 20; devmap has about 2.7
+        rows a kernel, so a leaf of 20 spans several kernels).
       protocol, num_folds, split_seed, max_folds, aux_inputs, source_field, raw_dir: as in
         `codeprop.probes.graph_probe.run_graph_probe`.
 
@@ -122,6 +126,9 @@ def run_features_probe(
         raise ValueError(f"unknown head {head!r}; one of {HEADS}")
     if features == "none" and not aux_inputs:
         raise ValueError("features = 'none' reads the auxiliary inputs alone: set aux_inputs")
+    if tree_min_samples_leaf < 1:
+        raise ValueError(f"tree_min_samples_leaf must be at least 1, not {tree_min_samples_leaf}")
+    tree_grid = tuple(dict(s, min_samples_leaf=tree_min_samples_leaf) for s in tree_grid)
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)
     protocol_lib.check_aux_inputs(bench, aux_inputs)
     labels = np.array(bench.labels, np.int32)

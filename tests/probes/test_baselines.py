@@ -127,13 +127,34 @@ def test_the_aux_inputs_alone_read_by_boosted_trees_and_by_a_line(raw_dir, tmp_p
     trees, line = runs["boosted_trees"], runs["linear"]
     assert trees["model"] == "no program features (boosted trees head) + aux inputs"
     for fold in trees["folds"]:
-        assert fold["head_setting"] in boosted_head.GRID and fold["num_params"] > 100
+        setting = dict(fold["head_setting"])
+        assert setting.pop("min_samples_leaf") == 20 and setting in boosted_head.GRID
+        assert fold["num_params"] > 100
         assert fold["vocab_size"] == 0 and "regularisation" not in fold
     assert [f["num_params"] for f in line["folds"]] == [3, 3]  # two inputs and a bias
     # Thresholds on the transfer size per work-group size beat one line through them.
     assert trees["aggregate"]["pooled_accuracy"] > line["aggregate"]["pooled_accuracy"] + 0.05
     embeddings = np.load(tmp_path / "boosted_trees" / "embeddings.npz")["embeddings"]
     assert embeddings.shape == (680, 0)
+    # Leaves of at least 300 rows: no split fits in a fold's 550 training rows, so each
+    # of the 50 trees is one leaf.
+    stumps = features_probe.run_features_probe(
+        workdir=tmp_path / "leaves",
+        benchmark="devmap/amd",
+        features="none",
+        head="boosted_trees",
+        tree_grid=({"learning_rate": 0.1, "max_depth": 3, "max_iter": 50},),
+        tree_min_samples_leaf=300,
+        max_folds=1,
+        aux_inputs=True,
+        raw_dir=str(raw_dir),
+    )
+    assert stumps["folds"][0]["head_setting"]["min_samples_leaf"] == 300
+    assert stumps["folds"][0]["num_params"] == 50
+    with pytest.raises(ValueError, match="tree_min_samples_leaf must be at least 1, not 0"):
+        features_probe.run_features_probe(
+            workdir=tmp_path, benchmark="devmap/amd", tree_min_samples_leaf=0
+        )
     with pytest.raises(ValueError, match="auxiliary inputs alone: set aux_inputs"):
         features_probe.run_features_probe(workdir=tmp_path, benchmark="devmap/amd", features="none")
     with pytest.raises(ValueError, match="unknown head 'forest'"):
