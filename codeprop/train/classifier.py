@@ -131,7 +131,8 @@ def train_epoch(
       merged: the training metrics of those calls (None when `skip_calls` is 0).
       between_calls: called as ``between_calls(state, merged, calls)`` between two calls
         (never before the first or after the last), with the state and metrics after
-        `calls` calls of the pass; it may save them, report progress or raise (SIGTERM).
+        `calls` calls of the pass, computed (at most one call is ever in flight); it may
+        save them, report progress or raise (SIGTERM).
 
     Returns:
       The new state and the merged training metrics of the pass.
@@ -143,6 +144,11 @@ def train_epoch(
 
     def flush(state, merged):
         nonlocal calls
+        # JAX dispatches calls asynchronously without bound: unchecked, the host would run
+        # calls (and their batches' memory) ahead of the device, the progress would count
+        # steps not yet run and a stop would wait for all of them. Wait for the previous
+        # call before the next one (its batches were made while it ran).
+        jax.block_until_ready((state, merged))
         if between_calls is not None and calls > skip_calls:
             between_calls(state, merged, calls)
         stacked, active = _stack(pending, steps_per_call)

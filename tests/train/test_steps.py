@@ -82,3 +82,29 @@ def test_cosine_schedule_warms_up_and_decays_to_zero():
     assert steps.learning_rate_schedule(0.01, "constant", 100) == 0.01
     with pytest.raises(ValueError, match="unknown learning-rate schedule"):
         steps.learning_rate_schedule(0.01, "linear", 100)
+
+
+def test_train_epoch_keeps_at_most_one_call_in_flight():
+    # JAX dispatches asynchronously: without a wait the host runs calls ahead of the device
+    # (a stop would wait for all of them, the progress would count steps not yet run).
+    # Wide layers make each call slower than making the next batch, so a host running
+    # ahead would find the state not yet computed.
+    cfg = gnn.GCNConfig(hidden_dim=512, embed_dim=512)
+    raw = [ast.ast_graph(p, "c") for p in PROGRAMS]
+    vocab = ast.NodeTypeVocab.build(raw, "c")
+    graphs = [graph_probe.model_inputs(vocab.encode(g, vocab.table("c")), cfg) for g in raw]
+    data = batchers.Examples.one_input_per_row(graphs, np.array([0, 1, 0, 1, 1, 0]))
+    budget = batching.estimate_budget(graphs, batch_size=1)
+    num_rows = batchers.row_budget(data, budget)
+    first = next(iter(batchers.batches(data, np.arange(6), budget, num_rows)))[0]
+    model = graph_probe.make_model(cfg, graphs, len(vocab), 2)
+    state = steps.create_train_state(model, first, 3, steps.adamw(0.01))
+    computed = []
+
+    def between_calls(state, merged, calls):
+        leaves = jax.tree.leaves((state.params, state.opt_state, merged))
+        computed.append((calls, all(leaf.is_ready() for leaf in leaves)))
+
+    batcher = batchers.GraphBatcher(data, budget, num_rows)
+    classifier.train_epoch(state, batcher, np.arange(6), 1, between_calls=between_calls)
+    assert computed == [(calls, True) for calls in range(1, 6)]
