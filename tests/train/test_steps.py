@@ -12,13 +12,13 @@ from conftest import SMALL_C_PROGRAMS
 PROGRAMS = SMALL_C_PROGRAMS[:6]
 
 
-def _setup():
-    cfg = gnn.GCNConfig(hidden_dim=8, embed_dim=6, dropout_rate=0.2)
+def _setup(cfg=None, batch_size=2):
+    cfg = cfg or gnn.GCNConfig(hidden_dim=8, embed_dim=6, dropout_rate=0.2)
     raw = [ast.ast_graph(p, "c") for p in PROGRAMS]
     vocab = ast.NodeTypeVocab.build(raw, "c")
     graphs = [graph_probe.model_inputs(vocab.encode(g, vocab.table("c")), cfg) for g in raw]
     data = batchers.Examples.one_input_per_row(graphs, np.array([0, 1, 0, 1, 1, 0]))
-    budget = batching.estimate_budget(graphs, batch_size=2)
+    budget = batching.estimate_budget(graphs, batch_size=batch_size)
     num_rows = batchers.row_budget(data, budget)
     batches = [b for b, _ in batchers.batches(data, np.arange(6), budget, num_rows)]
     model = graph_probe.make_model(cfg, graphs, len(vocab), 2)
@@ -89,16 +89,8 @@ def test_train_epoch_keeps_at_most_one_call_in_flight():
     # (a stop would wait for all of them, the progress would count steps not yet run).
     # Wide layers make each call slower than making the next batch, so a host running
     # ahead would find the state not yet computed.
-    cfg = gnn.GCNConfig(hidden_dim=512, embed_dim=512)
-    raw = [ast.ast_graph(p, "c") for p in PROGRAMS]
-    vocab = ast.NodeTypeVocab.build(raw, "c")
-    graphs = [graph_probe.model_inputs(vocab.encode(g, vocab.table("c")), cfg) for g in raw]
-    data = batchers.Examples.one_input_per_row(graphs, np.array([0, 1, 0, 1, 1, 0]))
-    budget = batching.estimate_budget(graphs, batch_size=1)
-    num_rows = batchers.row_budget(data, budget)
-    first = next(iter(batchers.batches(data, np.arange(6), budget, num_rows)))[0]
-    model = graph_probe.make_model(cfg, graphs, len(vocab), 2)
-    state = steps.create_train_state(model, first, 3, steps.adamw(0.01))
+    wide = gnn.GCNConfig(hidden_dim=512, embed_dim=512)
+    state, _, data, budget, num_rows = _setup(wide, batch_size=1)
     computed = []
 
     def between_calls(state, merged, calls):
