@@ -85,6 +85,7 @@ def run_features_probe(
     head: str = "linear",
     tree_grid: tuple[dict, ...] = boosted_head.GRID,
     tree_min_samples_leaf: int = 20,
+    tree_combine: str = "best",
     raw_dir: str | None = None,
 ) -> dict:
     """Trains a linear or boosted-trees head on histogram features of a benchmark (and the
@@ -109,6 +110,8 @@ def run_features_probe(
       tree_min_samples_leaf: the fewest training rows in a leaf, in every setting of
         `tree_grid`, overriding theirs (scikit-learn's default 20; devmap has about 2.7
         rows a kernel, so a leaf of 20 spans several kernels).
+      tree_combine: ``best`` (the setting of `tree_grid` with the best validation accuracy)
+        or ``mean`` (all of them, their probabilities averaged; `boosted_head`).
       protocol, num_folds, split_seed, max_folds, aux_inputs, source_field, raw_dir: as in
         `codeprop.probes.graph_probe.run_graph_probe`.
 
@@ -128,6 +131,8 @@ def run_features_probe(
         raise ValueError("features = 'none' reads the auxiliary inputs alone: set aux_inputs")
     if tree_min_samples_leaf < 1:
         raise ValueError(f"tree_min_samples_leaf must be at least 1, not {tree_min_samples_leaf}")
+    if tree_combine not in boosted_head.COMBINE:
+        raise ValueError(f"unknown tree_combine {tree_combine!r}; one of {boosted_head.COMBINE}")
     tree_grid = tuple(dict(s, min_samples_leaf=tree_min_samples_leaf) for s in tree_grid)
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)
     protocol_lib.check_aux_inputs(bench, aux_inputs)
@@ -152,7 +157,9 @@ def run_features_probe(
         if head == "linear":
             result = classifier.read_by_linear_head(embeddings, labels, aux, split, regularisations)
         else:
-            result = classifier.read_by_boosted_head(embeddings, labels, aux, split, tree_grid)
+            result = classifier.read_by_boosted_head(
+                embeddings, labels, aux, split, tree_grid, combine=tree_combine
+            )
         return result, {"vocab_size": vocab_size}
 
     return protocol_lib.run(
@@ -170,7 +177,11 @@ def run_features_probe(
                 "tokenizer": tokenizer if "tokens" in parts else None,
                 "regularisations": list(regularisations),
             }
-            | ({"head": head, "tree_grid": list(tree_grid)} if head != "linear" else {}),
+            | (
+                {"head": head, "tree_grid": list(tree_grid), "tree_combine": tree_combine}
+                if head != "linear"
+                else {}
+            ),
             "data": data_report,
         },
         protocol=protocol,

@@ -27,6 +27,8 @@ GRID = tuple(
 """The settings tried: 2 learning rates x 3 depths (None: leaves alone limit a tree) x 2
 numbers of trees per class."""
 
+COMBINE = ("best", "mean")
+
 
 def tree_nodes(model: HistGradientBoostingClassifier) -> int:
     """The number of stored values of a fitted model: a threshold per split node and a
@@ -42,9 +44,11 @@ def fit_boosted_head(
     grid: tuple[dict, ...] = GRID,
     seed: int = 0,
     threads: int | None = 1,
+    combine: str = "best",
 ) -> dict:
     """Trains the trees on ``split["train"]`` for each setting of `grid`, keeps the one with
-    the best accuracy on ``split["validation"]``.
+    the best accuracy on ``split["validation"]`` (or, with ``combine="mean"``, all of them,
+    their probabilities averaged).
 
     Args:
       features: [N, F] of every row (rows outside the split are ignored).
@@ -61,12 +65,18 @@ def fit_boosted_head(
         holds a core (a second arm, a test worker) each region waits for a descheduled
         thread, which made a fit tens of times slower. The fitted trees are the same for
         any number of threads (tested).
+      combine: ``best`` (the setting with the best validation accuracy) or ``mean`` (every
+        setting's model, their predicted probabilities averaged: no choice among settings
+        on a few validation rows, whose noise the choice would fit; the validation
+        accuracy is the average's).
 
     Returns:
-      ``setting`` (the chosen one), ``validation_accuracy`` (NaN without validation rows),
-      ``history`` (per setting, with its ``validation_accuracy``), ``test_logits`` [T, K]
-      (the decision function over the classes seen in training, scattered into all
-      ``K = max label + 1`` columns, others -inf) and ``num_params`` (`tree_nodes`).
+      ``setting`` (the chosen one; with ``mean``, ``{"combine": "mean"}``),
+      ``validation_accuracy`` (NaN without validation rows), ``history`` (per setting,
+      with its ``validation_accuracy``), ``test_logits`` [T, K] (``best``: the decision
+      function over the classes seen in training; ``mean``: the log of the averaged
+      probabilities; scattered into all ``K = max label + 1`` columns, others -inf) and
+      ``num_params`` (`tree_nodes`, over every model kept).
     """
     if not grid:
         raise ValueError("the grid of tree settings is empty")
@@ -75,6 +85,11 @@ def fit_boosted_head(
     labels = np.asarray(labels)
     if len(np.unique(labels[train])) < 2:
         raise ValueError("the training rows hold fewer than two classes")
+    if combine not in COMBINE:
+        raise ValueError(f"unknown combine {combine!r}; one of {COMBINE}")
+    if combine == "mean":
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            return _fit_mean(x, labels, train, validation, test, grid, seed)
     with threadpool_limits(limits=threads, user_api="openmp"):
         history, best = [], None
         for setting in grid if len(validation) else grid[:1]:
@@ -101,4 +116,43 @@ def fit_boosted_head(
         "history": history,
         "test_logits": logits,
         "num_params": tree_nodes(model),
+    }
+
+
+def _fit_mean(x, labels, train, validation, test, grid, seed) -> dict:
+    """`fit_boosted_head` with ``combine="mean"``: a model per setting, their probabilities
+    averaged on the validation and test rows."""
+    num_classes = int(labels.max()) + 1
+    history, num_params = [], 0
+    sums = {
+        part: np.zeros((len(rows), num_classes))
+        for part, rows in (("validation", validation), ("test", test))
+    }
+    for setting in grid:
+        model = HistGradientBoostingClassifier(
+            **setting, early_stopping=False, random_state=seed
+        ).fit(x[train], labels[train])
+        num_params += tree_nodes(model)
+        for part, rows in (("validation", validation), ("test", test)):
+            if len(rows):
+                sums[part][:, model.classes_] += model.predict_proba(x[rows])
+        accuracy = (
+            float(np.mean(model.predict(x[validation]) == labels[validation]))
+            if len(validation)
+            else float("nan")
+        )
+        history.append(dict(setting, validation_accuracy=accuracy))
+    accuracy = (
+        float(np.mean(sums["validation"].argmax(-1) == labels[validation]))
+        if len(validation)
+        else float("nan")
+    )
+    with np.errstate(divide="ignore"):  # A class no model predicts: -inf, as `best` does.
+        logits = np.log(sums["test"] / len(grid))
+    return {
+        "setting": {"combine": "mean"},
+        "validation_accuracy": accuracy,
+        "history": history,
+        "test_logits": logits,
+        "num_params": num_params,
     }

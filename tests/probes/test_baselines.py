@@ -151,6 +151,26 @@ def test_the_aux_inputs_alone_read_by_boosted_trees_and_by_a_line(raw_dir, tmp_p
     )
     assert stumps["folds"][0]["head_setting"]["min_samples_leaf"] == 300
     assert stumps["folds"][0]["num_params"] == 50
+    # Two settings averaged: both models kept, the result says so.
+    averaged = features_probe.run_features_probe(
+        workdir=tmp_path / "mean",
+        benchmark="devmap/amd",
+        features="none",
+        head="boosted_trees",
+        tree_grid=tuple({"learning_rate": 0.1, "max_depth": 3, "max_iter": n} for n in (20, 30)),
+        tree_min_samples_leaf=300,
+        tree_combine="mean",
+        max_folds=1,
+        aux_inputs=True,
+        raw_dir=str(raw_dir),
+    )
+    assert averaged["folds"][0]["head_setting"] == {"combine": "mean"}
+    assert averaged["folds"][0]["num_params"] == 20 + 30
+    assert averaged["settings"]["tree_combine"] == "mean"
+    with pytest.raises(ValueError, match="unknown tree_combine 'vote'"):
+        features_probe.run_features_probe(
+            workdir=tmp_path, benchmark="devmap/amd", tree_combine="vote"
+        )
     with pytest.raises(ValueError, match="tree_min_samples_leaf must be at least 1, not 0"):
         features_probe.run_features_probe(
             workdir=tmp_path, benchmark="devmap/amd", tree_min_samples_leaf=0

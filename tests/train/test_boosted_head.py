@@ -3,6 +3,7 @@ logits, parameter count, bad input."""
 
 import numpy as np
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
 
 from codeprop.train import boosted_head, linear_head
 
@@ -95,3 +96,44 @@ def test_without_validation_rows_the_first_setting_is_used_and_bad_input_is_name
         boosted_head.fit_boosted_head(x, labels, _split(len(x)), ())
     with pytest.raises(ValueError, match="fewer than two classes"):
         boosted_head.fit_boosted_head(x, np.zeros(400, np.int64), _split(len(x)))
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
+def test_mean_averages_every_settings_probabilities():
+    x, labels = _thresholds(seed=4)
+    x = x + np.random.default_rng(5).normal(scale=0.3, size=x.shape)
+    split = _split(len(x))
+    grid = boosted_head.GRID[:: len(boosted_head.GRID) // 3]  # three settings
+    mean = boosted_head.fit_boosted_head(x, labels, split, grid, combine="mean")
+    singles = [boosted_head.fit_boosted_head(x, labels, split, (s,)) for s in grid]
+    probs = np.mean([_softmax(s["test_logits"]) for s in singles], 0)
+    np.testing.assert_allclose(np.exp(mean["test_logits"]), probs, rtol=1e-6)
+    assert mean["setting"] == {"combine": "mean"}
+    assert mean["num_params"] == sum(s["num_params"] for s in singles)
+    assert [h["validation_accuracy"] for h in mean["history"]] == [
+        s["validation_accuracy"] for s in singles
+    ]
+    train, validation = split["train"], split["validation"]
+    averaged = np.mean(
+        [
+            HistGradientBoostingClassifier(**s, early_stopping=False)
+            .fit(x[train], labels[train])
+            .predict_proba(x[validation])
+            for s in grid
+        ],
+        0,
+    )
+    expected = float(np.mean(averaged.argmax(-1) == labels[validation]))
+    assert mean["validation_accuracy"] == expected > 0.7
+    three = labels.copy()
+    three[300:] = np.where(x[300:, 0] > 0.9, 2, three[300:])  # a class among test rows only
+    unseen = boosted_head.fit_boosted_head(x, three, split, grid, combine="mean")
+    assert (
+        unseen["test_logits"].shape == (100, 3) and np.isneginf(unseen["test_logits"][:, 2]).all()
+    )
+    with pytest.raises(ValueError, match="unknown combine 'vote'"):
+        boosted_head.fit_boosted_head(x, labels, split, grid, combine="vote")
