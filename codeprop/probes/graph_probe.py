@@ -21,7 +21,7 @@ from codeprop.data import benchmarks, devmap
 from codeprop.graphs import ast, compiler, llvm_ir, programl, transforms
 from codeprop.models import ggnn, gnn, rgcn
 from codeprop.probes import protocol as protocol_lib
-from codeprop.train import batchers, classifier, ensembles
+from codeprop.train import batchers, boosted_head, classifier, ensembles
 
 REPRESENTATIONS = ("ast", "programl")
 NODE_TEXTS = ("text", "statement")
@@ -237,6 +237,8 @@ def run_graph_probe(
     frozen: bool = False,
     ensemble: int = 1,
     tree_head: bool = False,
+    tree_min_samples_leaf: int = 20,
+    tree_combine: str = "best",
     checkpoint_every: float = 600.0,
 ) -> dict:
     """Runs a graph probe on a benchmark and writes its results to `workdir`.
@@ -278,6 +280,9 @@ def run_graph_probe(
         gradient-boosted trees (`codeprop.train.classifier.read_by_boosted_head`, their
         setting chosen on the validation rows), which give the fold's predictions; the
         GNN's own head is then unused (its parameters still counted).
+      tree_min_samples_leaf, tree_combine: the trees' fewest rows in a leaf and how their
+        settings combine, as in `codeprop.probes.features_probe.run_features_probe`
+        (``tree_head`` only).
       checkpoint_every: least seconds of training between two saves of an unfinished
         fold's training state, from which the same command resumes it (0: every epoch).
 
@@ -298,6 +303,11 @@ def run_graph_probe(
         raise ValueError(f"ensemble must be at least 1, not {ensemble}")
     if tree_head and (frozen or ensemble > 1):
         raise ValueError("tree_head reads one trained GNN: not with frozen or an ensemble")
+    if tree_min_samples_leaf < 1:
+        raise ValueError(f"tree_min_samples_leaf must be at least 1, not {tree_min_samples_leaf}")
+    if tree_combine not in boosted_head.COMBINE:
+        raise ValueError(f"unknown tree_combine {tree_combine!r}; one of {boosted_head.COMBINE}")
+    tree_grid = tuple(dict(s, min_samples_leaf=tree_min_samples_leaf) for s in boosted_head.GRID)
     if node_texts not in NODE_TEXTS:
         raise ValueError(f"unknown node_texts {node_texts!r}; one of {NODE_TEXTS}")
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)
@@ -340,7 +350,13 @@ def run_graph_probe(
         if tree_head:
             trained = fit(module, data, split, train, **(fit_kwargs | {"embed_all": True}))
             result = classifier.read_by_boosted_head(
-                trained["embeddings"], labels, aux, split, encoder_params=trained["num_params"]
+                trained["embeddings"],
+                labels,
+                aux,
+                split,
+                tree_grid,
+                encoder_params=trained["num_params"],
+                combine=tree_combine,
             )
             result |= {
                 "best_epoch": trained["best_epoch"],
@@ -364,6 +380,9 @@ def run_graph_probe(
         "frozen": frozen,
         **({"ensemble": ensemble} if ensemble != 1 else {}),
         **({"tree_head": True} if tree_head else {}),
+        # Recorded away from their defaults (the earlier tree-head runs' settings stand).
+        **({"tree_min_samples_leaf": tree_min_samples_leaf} if tree_min_samples_leaf != 20 else {}),
+        **({"tree_combine": tree_combine} if tree_combine != "best" else {}),
     }
     return protocol_lib.run(
         workdir=workdir,

@@ -5,7 +5,7 @@ from codeprop.data import benchmarks
 from codeprop.graphs import ast, programl
 from codeprop.models import ggnn, gnn, rgcn
 from codeprop.probes import graph_probe, protocol, report
-from codeprop.train import classifier
+from codeprop.train import boosted_head, classifier
 
 
 def test_make_splits_protocols():
@@ -181,10 +181,12 @@ def test_programl_probe_with_a_tree_head_on_the_trained_embeddings(
 ):
     monkeypatch.setenv("CODEPROP_TFDS_DIR", str(tfds_dir))
     kwargs = {"epochs": 2, "max_folds": 1, "aux_inputs": True, "raw_dir": str(raw_dir)}
-    trees = _programl_probe(tmp_path / "trees", tree_head=True, **kwargs)
+    leaves, combine = {"tree_min_samples_leaf": 5}, {"tree_combine": "mean"}
+    trees = _programl_probe(tmp_path / "trees", tree_head=True, **leaves, **combine, **kwargs)
     plain = _programl_probe(tmp_path / "plain", **kwargs)
     assert trees["model"] == "R-GCN, boosted-trees head on its embeddings + aux inputs"
     assert trees["settings"]["tree_head"] and "tree_head" not in plain["settings"]
+    assert trees["settings"] | leaves | combine == trees["settings"]
     (fold,), (plain_fold,) = trees["folds"], plain["folds"]
     assert fold["best_epoch"] == plain_fold["best_epoch"]
     assert fold["network_validation_accuracy"] == plain_fold["best_validation_accuracy"]
@@ -196,13 +198,19 @@ def test_programl_probe_with_a_tree_head_on_the_trained_embeddings(
     split = protocol.make_splits(labels, "kfold", 10, 204)[0]
     saved = np.load(tmp_path / "plain" / "folds" / "fold_000.npz")
     aux = protocol.aux_inputs_of(bench.examples, split["train"])
-    again = classifier.read_by_boosted_head(saved["embeddings"], labels, aux, split)
-    assert fold["head_setting"] == again["head_setting"]
+    grid = tuple(dict(s, min_samples_leaf=5) for s in boosted_head.GRID)
+    again = classifier.read_by_boosted_head(
+        saved["embeddings"], labels, aux, split, grid, combine="mean"
+    )
+    assert fold["head_setting"] == again["head_setting"] == {"combine": "mean"}
+    assert fold["num_params"] == plain_fold["num_params"] + again["num_params"]
     assert fold["best_validation_accuracy"] == again["best_validation_accuracy"]
     predictions = again["test_logits"].argmax(-1)
     assert fold["accuracy"] == pytest.approx(np.mean(predictions == labels[split["test"]]))
     with pytest.raises(ValueError, match="tree_head reads one trained GNN"):
         _programl_probe(tmp_path, tree_head=True, frozen=True)
+    with pytest.raises(ValueError, match="unknown tree_combine 'vote'"):
+        _programl_probe(tmp_path, tree_head=True, tree_combine="vote")
 
 
 def test_grouped_kfold_on_devmap_holds_out_whole_kernels(devmap_amd):
