@@ -86,6 +86,7 @@ def run_features_probe(
     tree_grid: tuple[dict, ...] = boosted_head.GRID,
     tree_min_samples_leaf: int = 20,
     tree_combine: str = "best",
+    tree_choose_on: str = "validation",
     raw_dir: str | None = None,
 ) -> dict:
     """Trains a linear or boosted-trees head on histogram features of a benchmark (and the
@@ -112,6 +113,9 @@ def run_features_probe(
         rows a kernel, so a leaf of 20 spans several kernels).
       tree_combine: ``best`` (the setting of `tree_grid` with the best validation accuracy)
         or ``mean`` (all of them, their probabilities averaged; `boosted_head`).
+      tree_choose_on: where ``best`` chooses: ``validation`` (the validation rows) or
+        ``training_holdout`` (a ninth of the training rows, so that the validation
+        accuracy is unbiased for a sweep's choice among runs; `boosted_head`).
       protocol, num_folds, split_seed, max_folds, aux_inputs, source_field, raw_dir: as in
         `codeprop.probes.graph_probe.run_graph_probe`.
 
@@ -133,6 +137,10 @@ def run_features_probe(
         raise ValueError(f"tree_min_samples_leaf must be at least 1, not {tree_min_samples_leaf}")
     if tree_combine not in boosted_head.COMBINE:
         raise ValueError(f"unknown tree_combine {tree_combine!r}; one of {boosted_head.COMBINE}")
+    if tree_choose_on not in boosted_head.CHOOSE_ON:
+        raise ValueError(
+            f"unknown tree_choose_on {tree_choose_on!r}; one of {boosted_head.CHOOSE_ON}"
+        )
     tree_grid = tuple(dict(s, min_samples_leaf=tree_min_samples_leaf) for s in tree_grid)
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)
     protocol_lib.check_aux_inputs(bench, aux_inputs)
@@ -158,7 +166,13 @@ def run_features_probe(
             result = classifier.read_by_linear_head(embeddings, labels, aux, split, regularisations)
         else:
             result = classifier.read_by_boosted_head(
-                embeddings, labels, aux, split, tree_grid, combine=tree_combine
+                embeddings,
+                labels,
+                aux,
+                split,
+                tree_grid,
+                combine=tree_combine,
+                choose_on=tree_choose_on,
             )
         return result, {"vocab_size": vocab_size}
 
@@ -178,7 +192,12 @@ def run_features_probe(
                 "regularisations": list(regularisations),
             }
             | (
-                {"head": head, "tree_grid": list(tree_grid), "tree_combine": tree_combine}
+                {
+                    "head": head,
+                    "tree_grid": list(tree_grid),
+                    "tree_combine": tree_combine,
+                    "tree_choose_on": tree_choose_on,
+                }
                 if head != "linear"
                 else {}
             ),

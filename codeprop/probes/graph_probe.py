@@ -239,6 +239,7 @@ def run_graph_probe(
     tree_head: bool = False,
     tree_min_samples_leaf: int = 20,
     tree_combine: str = "best",
+    tree_choose_on: str = "validation",
     checkpoint_every: float = 600.0,
 ) -> dict:
     """Runs a graph probe on a benchmark and writes its results to `workdir`.
@@ -280,9 +281,9 @@ def run_graph_probe(
         gradient-boosted trees (`codeprop.train.classifier.read_by_boosted_head`, their
         setting chosen on the validation rows), which give the fold's predictions; the
         GNN's own head is then unused (its parameters still counted).
-      tree_min_samples_leaf, tree_combine: the trees' fewest rows in a leaf and how their
-        settings combine, as in `codeprop.probes.features_probe.run_features_probe`
-        (``tree_head`` only).
+      tree_min_samples_leaf, tree_combine, tree_choose_on: the trees' fewest rows in a
+        leaf, how their settings combine and where one is chosen, as in
+        `codeprop.probes.features_probe.run_features_probe` (``tree_head`` only).
       checkpoint_every: least seconds of training between two saves of an unfinished
         fold's training state, from which the same command resumes it (0: every epoch).
 
@@ -307,6 +308,10 @@ def run_graph_probe(
         raise ValueError(f"tree_min_samples_leaf must be at least 1, not {tree_min_samples_leaf}")
     if tree_combine not in boosted_head.COMBINE:
         raise ValueError(f"unknown tree_combine {tree_combine!r}; one of {boosted_head.COMBINE}")
+    if tree_choose_on not in boosted_head.CHOOSE_ON:
+        raise ValueError(
+            f"unknown tree_choose_on {tree_choose_on!r}; one of {boosted_head.CHOOSE_ON}"
+        )
     tree_grid = tuple(dict(s, min_samples_leaf=tree_min_samples_leaf) for s in boosted_head.GRID)
     if node_texts not in NODE_TEXTS:
         raise ValueError(f"unknown node_texts {node_texts!r}; one of {NODE_TEXTS}")
@@ -357,6 +362,7 @@ def run_graph_probe(
                 tree_grid,
                 encoder_params=trained["num_params"],
                 combine=tree_combine,
+                choose_on=tree_choose_on,
             )
             result |= {
                 "best_epoch": trained["best_epoch"],
@@ -383,6 +389,7 @@ def run_graph_probe(
         # Recorded away from their defaults (the earlier tree-head runs' settings stand).
         **({"tree_min_samples_leaf": tree_min_samples_leaf} if tree_min_samples_leaf != 20 else {}),
         **({"tree_combine": tree_combine} if tree_combine != "best" else {}),
+        **({"tree_choose_on": tree_choose_on} if tree_choose_on != "validation" else {}),
     }
     return protocol_lib.run(
         workdir=workdir,

@@ -28,6 +28,7 @@ GRID = tuple(
 numbers of trees per class."""
 
 COMBINE = ("best", "mean")
+CHOOSE_ON = ("validation", "training_holdout")
 
 
 def tree_nodes(model: HistGradientBoostingClassifier) -> int:
@@ -45,10 +46,12 @@ def fit_boosted_head(
     seed: int = 0,
     threads: int | None = 1,
     combine: str = "best",
+    choose_on: str = "validation",
 ) -> dict:
     """Trains the trees on ``split["train"]`` for each setting of `grid`, keeps the one with
-    the best accuracy on ``split["validation"]`` (or, with ``combine="mean"``, all of them,
-    their probabilities averaged).
+    the best accuracy on ``split["validation"]`` (or on a held-out part of the training
+    rows, `choose_on`; or, with ``combine="mean"``, all of them, their probabilities
+    averaged).
 
     Args:
       features: [N, F] of every row (rows outside the split are ignored).
@@ -58,7 +61,8 @@ def fit_boosted_head(
       grid: the settings (`HistGradientBoostingClassifier` keyword arguments).
       seed: the model's ``random_state``; unused here (scikit-learn draws from it only for
         early stopping, feature subsampling and binning more than 200,000 rows), so fits
-        with any seed are the same.
+        with any seed are the same; ``choose_on="training_holdout"`` draws its holdout
+        rows with it.
       threads: OpenMP threads of the fits (None: scikit-learn's default, one per core).
         One by default: devmap's fits are small (hundreds of rows, 12 settings of up to
         300 trees a class, thousands of short parallel regions), and when another process
@@ -69,6 +73,12 @@ def fit_boosted_head(
         setting's model, their predicted probabilities averaged: no choice among settings
         on a few validation rows, whose noise the choice would fit; the validation
         accuracy is the average's).
+      choose_on: ``validation`` (the setting with the best accuracy on the validation rows,
+        whose accuracy is then the best of the grid's: an optimistic figure for choosing
+        among runs) or ``training_holdout`` (the setting chosen on a stratified ninth of
+        the training rows, `training_holdout`, its trees fitted on the other eight ninths,
+        then refitted on all training rows: the validation rows are only scored, so their
+        accuracy is an unbiased figure for a choice among runs). ``best`` only.
 
     Returns:
       ``setting`` (the chosen one; with ``mean``, ``{"combine": "mean"}``),
@@ -87,9 +97,16 @@ def fit_boosted_head(
         raise ValueError("the training rows hold fewer than two classes")
     if combine not in COMBINE:
         raise ValueError(f"unknown combine {combine!r}; one of {COMBINE}")
+    if choose_on not in CHOOSE_ON:
+        raise ValueError(f"unknown choose_on {choose_on!r}; one of {CHOOSE_ON}")
     if combine == "mean":
+        if choose_on != "validation":
+            raise ValueError("combine='mean' chooses no setting: choose_on does not apply")
         with threadpool_limits(limits=threads, user_api="openmp"):
             return _fit_mean(x, labels, train, validation, test, grid, seed)
+    if choose_on == "training_holdout":
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            return _fit_nested(x, labels, train, validation, test, grid, seed)
     with threadpool_limits(limits=threads, user_api="openmp"):
         history, best = [], None
         for setting in grid if len(validation) else grid[:1]:
@@ -106,15 +123,65 @@ def fit_boosted_head(
                 best = (accuracy, setting, model)
         accuracy, setting, model = best
         scores = model.decision_function(x[test]) if len(test) else np.zeros((0, 1))
-    logits = np.full((len(test), int(labels.max()) + 1), -np.inf)
-    if len(model.classes_) == 2:  # Binary: one column, the second class's log-odds.
-        scores = np.stack([-scores, scores], axis=-1) / 2
-    logits[:, model.classes_] = scores
     return {
         "setting": dict(setting),
         "validation_accuracy": accuracy,
         "history": history,
-        "test_logits": logits,
+        "test_logits": _logits(model, scores, int(labels.max()) + 1),
+        "num_params": tree_nodes(model),
+    }
+
+
+def _logits(model: HistGradientBoostingClassifier, scores: np.ndarray, num_classes: int):
+    """[T, num_classes]: the decision function `scores` of `model` over the classes seen
+    in training, scattered into all columns, others -inf."""
+    logits = np.full((len(scores), num_classes), -np.inf)
+    if len(model.classes_) == 2:  # Binary: one column, the second class's log-odds.
+        scores = np.stack([-scores, scores], axis=-1) / 2
+    logits[:, model.classes_] = scores
+    return logits
+
+
+def training_holdout(labels: np.ndarray, train: np.ndarray, seed: int) -> np.ndarray:
+    """A boolean mask over `train`: about a ninth of the rows of each class (at least one
+    of a class with two rows or more), drawn with `seed`."""
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(train), bool)
+    for label in np.unique(labels[train]):
+        where = np.flatnonzero(labels[train] == label)
+        if len(where) >= 2:
+            held[rng.permutation(where)[: max(1, round(len(where) / 9))]] = True
+    return held
+
+
+def _fit_nested(x, labels, train, validation, test, grid, seed) -> dict:
+    """`fit_boosted_head` with ``choose_on="training_holdout"``."""
+    held = training_holdout(labels, train, seed)
+    inner, holdout = train[~held], train[held]
+    history, best = [], None
+    for setting in grid:
+        model = HistGradientBoostingClassifier(
+            **setting, early_stopping=False, random_state=seed
+        ).fit(x[inner], labels[inner])
+        accuracy = float(np.mean(model.predict(x[holdout]) == labels[holdout]))
+        history.append(dict(setting, holdout_accuracy=accuracy))
+        if best is None or accuracy > best[0]:
+            best = (accuracy, setting)
+    setting = best[1]
+    model = HistGradientBoostingClassifier(**setting, early_stopping=False, random_state=seed).fit(
+        x[train], labels[train]
+    )
+    accuracy = (
+        float(np.mean(model.predict(x[validation]) == labels[validation]))
+        if len(validation)
+        else float("nan")
+    )
+    scores = model.decision_function(x[test]) if len(test) else np.zeros((0, 1))
+    return {
+        "setting": dict(setting),
+        "validation_accuracy": accuracy,
+        "history": history,
+        "test_logits": _logits(model, scores, int(labels.max()) + 1),
         "num_params": tree_nodes(model),
     }
 

@@ -622,14 +622,21 @@ def read_by_boosted_head(
     encoder_params: int = 0,
     seed: int = 0,
     combine: str = "best",
+    choose_on: str = "validation",
 ) -> dict:
     """As `read_by_linear_head`, with gradient-boosted trees (`codeprop.train.boosted_head`,
-    their setting chosen on the validation rows from `grid`, or with ``combine="mean"``
-    all of them averaged) for the head; ``head_setting`` holds the chosen setting instead
-    of ``regularisation``."""
+    their setting chosen from `grid` on the validation rows or on `choose_on`, or with
+    ``combine="mean"`` all of them averaged) for the head; ``head_setting`` holds the
+    chosen setting instead of ``regularisation``."""
     rows, local = linear_head.concatenated(split)
     head = boosted_head.fit_boosted_head(
-        _with_aux(embeddings, aux, rows), labels[rows], local, grid, seed, combine=combine
+        _with_aux(embeddings, aux, rows),
+        labels[rows],
+        local,
+        grid,
+        seed,
+        combine=combine,
+        choose_on=choose_on,
     )
     return _read_result(head, embeddings, rows, local, encoder_params) | {
         "head_setting": head["setting"]

@@ -167,6 +167,23 @@ def test_the_aux_inputs_alone_read_by_boosted_trees_and_by_a_line(raw_dir, tmp_p
     assert averaged["folds"][0]["head_setting"] == {"combine": "mean"}
     assert averaged["folds"][0]["num_params"] == 20 + 30
     assert averaged["settings"]["tree_combine"] == "mean"
+    nested = features_probe.run_features_probe(
+        workdir=tmp_path / "nested",
+        benchmark="devmap/amd",
+        features="none",
+        head="boosted_trees",
+        tree_grid=tuple({"learning_rate": 0.1, "max_depth": 3, "max_iter": n} for n in (20, 30)),
+        tree_choose_on="training_holdout",
+        max_folds=1,
+        aux_inputs=True,
+        raw_dir=str(raw_dir),
+    )
+    assert nested["settings"]["tree_choose_on"] == "training_holdout"
+    assert nested["folds"][0]["head_setting"]["max_iter"] in (20, 30)
+    with pytest.raises(ValueError, match="unknown tree_choose_on 'test'"):
+        features_probe.run_features_probe(
+            workdir=tmp_path, benchmark="devmap/amd", tree_choose_on="test"
+        )
     with pytest.raises(ValueError, match="unknown tree_combine 'vote'"):
         features_probe.run_features_probe(
             workdir=tmp_path, benchmark="devmap/amd", tree_combine="vote"

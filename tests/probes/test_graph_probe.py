@@ -211,6 +211,8 @@ def test_programl_probe_with_a_tree_head_on_the_trained_embeddings(
         _programl_probe(tmp_path, tree_head=True, frozen=True)
     with pytest.raises(ValueError, match="unknown tree_combine 'vote'"):
         _programl_probe(tmp_path, tree_head=True, tree_combine="vote")
+    with pytest.raises(ValueError, match="unknown tree_choose_on 'test'"):
+        _programl_probe(tmp_path, tree_head=True, tree_choose_on="test")
 
 
 def test_grouped_kfold_on_devmap_holds_out_whole_kernels(devmap_amd):

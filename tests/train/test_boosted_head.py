@@ -137,3 +137,53 @@ def test_mean_averages_every_settings_probabilities():
     )
     with pytest.raises(ValueError, match="unknown combine 'vote'"):
         boosted_head.fit_boosted_head(x, labels, split, grid, combine="vote")
+
+
+def test_training_holdout_takes_a_ninth_of_each_class():
+    labels = np.array([0] * 90 + [1] * 18 + [2] * 1)
+    train = np.arange(5, 109)  # 85 of class 0, 18 of class 1, the one of class 2
+    held = boosted_head.training_holdout(labels, train, seed=0)
+    assert held.shape == (104,)
+    assert [int(held[labels[train] == c].sum()) for c in (0, 1, 2)] == [9, 2, 0]
+    np.testing.assert_array_equal(held, boosted_head.training_holdout(labels, train, seed=0))
+    assert not np.array_equal(held, boosted_head.training_holdout(labels, train, seed=1))
+
+
+def test_choosing_on_a_training_holdout_leaves_the_validation_rows_unread():
+    x, labels = _thresholds(seed=6)
+    x = x + np.random.default_rng(7).normal(scale=0.3, size=x.shape)
+    split = _split(len(x))
+    grid = boosted_head.GRID[:: len(boosted_head.GRID) // 4]  # four settings
+    nested = boosted_head.fit_boosted_head(x, labels, split, grid, choose_on="training_holdout")
+    train = split["train"]
+    held = boosted_head.training_holdout(labels, train, seed=0)
+    inner, holdout = train[~held], train[held]
+    accuracies = [
+        float(
+            np.mean(
+                HistGradientBoostingClassifier(**s, early_stopping=False)
+                .fit(x[inner], labels[inner])
+                .predict(x[holdout])
+                == labels[holdout]
+            )
+        )
+        for s in grid
+    ]
+    assert [h["holdout_accuracy"] for h in nested["history"]] == accuracies
+    assert nested["setting"] == grid[accuracies.index(max(accuracies))]
+    # Refitted on all training rows: the single-setting fit of that setting.
+    alone = boosted_head.fit_boosted_head(x, labels, split, (nested["setting"],))
+    np.testing.assert_array_equal(nested["test_logits"], alone["test_logits"])
+    assert nested["validation_accuracy"] == alone["validation_accuracy"] > 0.7
+    assert nested["num_params"] == alone["num_params"]
+    scrambled = labels.copy()
+    scrambled[split["validation"]] = 1 - scrambled[split["validation"]]
+    again = boosted_head.fit_boosted_head(x, scrambled, split, grid, choose_on="training_holdout")
+    assert again["setting"] == nested["setting"]
+    np.testing.assert_array_equal(again["test_logits"], nested["test_logits"])
+    with pytest.raises(ValueError, match="combine='mean' chooses no setting"):
+        boosted_head.fit_boosted_head(
+            x, labels, split, grid, combine="mean", choose_on="training_holdout"
+        )
+    with pytest.raises(ValueError, match="unknown choose_on 'test'"):
+        boosted_head.fit_boosted_head(x, labels, split, grid, choose_on="test")
