@@ -113,21 +113,29 @@ def fit_boosted_head(
             model = HistGradientBoostingClassifier(
                 **setting, early_stopping=False, random_state=seed
             ).fit(x[train], labels[train])
-            accuracy = (
-                float(np.mean(model.predict(x[validation]) == labels[validation]))
-                if len(validation)
-                else float("nan")
-            )
+            accuracy = _accuracy(model, x, labels, validation)
             history.append(dict(setting, validation_accuracy=accuracy))
             if best is None or accuracy > best[0]:
                 best = (accuracy, setting, model)
         accuracy, setting, model = best
-        scores = model.decision_function(x[test]) if len(test) else np.zeros((0, 1))
+        return _result(model, setting, accuracy, history, x[test], int(labels.max()) + 1)
+
+
+def _accuracy(model: HistGradientBoostingClassifier, x, labels, rows) -> float:
+    """`model`'s accuracy on `rows` (NaN without rows)."""
+    if not len(rows):
+        return float("nan")
+    return float(np.mean(model.predict(x[rows]) == labels[rows]))
+
+
+def _result(model, setting: dict, accuracy: float, history: list, x_test, num_classes) -> dict:
+    """`fit_boosted_head`'s result for the one `model` kept."""
+    scores = model.decision_function(x_test) if len(x_test) else np.zeros((0, 1))
     return {
         "setting": dict(setting),
         "validation_accuracy": accuracy,
         "history": history,
-        "test_logits": _logits(model, scores, int(labels.max()) + 1),
+        "test_logits": _logits(model, scores, num_classes),
         "num_params": tree_nodes(model),
     }
 
@@ -163,7 +171,7 @@ def _fit_nested(x, labels, train, validation, test, grid, seed) -> dict:
         model = HistGradientBoostingClassifier(
             **setting, early_stopping=False, random_state=seed
         ).fit(x[inner], labels[inner])
-        accuracy = float(np.mean(model.predict(x[holdout]) == labels[holdout]))
+        accuracy = _accuracy(model, x, labels, holdout)
         history.append(dict(setting, holdout_accuracy=accuracy))
         if best is None or accuracy > best[0]:
             best = (accuracy, setting)
@@ -171,19 +179,8 @@ def _fit_nested(x, labels, train, validation, test, grid, seed) -> dict:
     model = HistGradientBoostingClassifier(**setting, early_stopping=False, random_state=seed).fit(
         x[train], labels[train]
     )
-    accuracy = (
-        float(np.mean(model.predict(x[validation]) == labels[validation]))
-        if len(validation)
-        else float("nan")
-    )
-    scores = model.decision_function(x[test]) if len(test) else np.zeros((0, 1))
-    return {
-        "setting": dict(setting),
-        "validation_accuracy": accuracy,
-        "history": history,
-        "test_logits": _logits(model, scores, int(labels.max()) + 1),
-        "num_params": tree_nodes(model),
-    }
+    accuracy = _accuracy(model, x, labels, validation)
+    return _result(model, setting, accuracy, history, x[test], int(labels.max()) + 1)
 
 
 def _fit_mean(x, labels, train, validation, test, grid, seed) -> dict:
@@ -203,12 +200,7 @@ def _fit_mean(x, labels, train, validation, test, grid, seed) -> dict:
         for part, rows in (("validation", validation), ("test", test)):
             if len(rows):
                 sums[part][:, model.classes_] += model.predict_proba(x[rows])
-        accuracy = (
-            float(np.mean(model.predict(x[validation]) == labels[validation]))
-            if len(validation)
-            else float("nan")
-        )
-        history.append(dict(setting, validation_accuracy=accuracy))
+        history.append(dict(setting, validation_accuracy=_accuracy(model, x, labels, validation)))
     accuracy = (
         float(np.mean(sums["validation"].argmax(-1) == labels[validation]))
         if len(validation)

@@ -138,45 +138,36 @@ def test_the_aux_inputs_alone_read_by_boosted_trees_and_by_a_line(raw_dir, tmp_p
     assert embeddings.shape == (680, 0)
     # Leaves of at least 300 rows: no split fits in a fold's 550 training rows, so each
     # of the 50 trees is one leaf.
+    aux_alone = {
+        "benchmark": "devmap/amd",
+        "features": "none",
+        "head": "boosted_trees",
+        "max_folds": 1,
+        "aux_inputs": True,
+        "raw_dir": str(raw_dir),
+    }
     stumps = features_probe.run_features_probe(
         workdir=tmp_path / "leaves",
-        benchmark="devmap/amd",
-        features="none",
-        head="boosted_trees",
         tree_grid=({"learning_rate": 0.1, "max_depth": 3, "max_iter": 50},),
         tree_min_samples_leaf=300,
-        max_folds=1,
-        aux_inputs=True,
-        raw_dir=str(raw_dir),
+        **aux_alone,
     )
     assert stumps["folds"][0]["head_setting"]["min_samples_leaf"] == 300
     assert stumps["folds"][0]["num_params"] == 50
+    two = tuple({"learning_rate": 0.1, "max_depth": 3, "max_iter": n} for n in (20, 30))
     # Two settings averaged: both models kept, the result says so.
     averaged = features_probe.run_features_probe(
         workdir=tmp_path / "mean",
-        benchmark="devmap/amd",
-        features="none",
-        head="boosted_trees",
-        tree_grid=tuple({"learning_rate": 0.1, "max_depth": 3, "max_iter": n} for n in (20, 30)),
+        tree_grid=two,
         tree_min_samples_leaf=300,
         tree_combine="mean",
-        max_folds=1,
-        aux_inputs=True,
-        raw_dir=str(raw_dir),
+        **aux_alone,
     )
     assert averaged["folds"][0]["head_setting"] == {"combine": "mean"}
     assert averaged["folds"][0]["num_params"] == 20 + 30
     assert averaged["settings"]["tree_combine"] == "mean"
     nested = features_probe.run_features_probe(
-        workdir=tmp_path / "nested",
-        benchmark="devmap/amd",
-        features="none",
-        head="boosted_trees",
-        tree_grid=tuple({"learning_rate": 0.1, "max_depth": 3, "max_iter": n} for n in (20, 30)),
-        tree_choose_on="training_holdout",
-        max_folds=1,
-        aux_inputs=True,
-        raw_dir=str(raw_dir),
+        workdir=tmp_path / "nested", tree_grid=two, tree_choose_on="training_holdout", **aux_alone
     )
     assert nested["settings"]["tree_choose_on"] == "training_holdout"
     assert nested["folds"][0]["head_setting"]["max_iter"] in (20, 30)

@@ -21,6 +21,13 @@ def _thresholds(n=400, seed=0):
 _split = halves_and_quarters
 
 
+def _noisy(seed):
+    """`_thresholds` with noise on the inputs (the settings then differ) and a split."""
+    x, labels = _thresholds(seed=seed)
+    x = x + np.random.default_rng(seed + 1).normal(scale=0.3, size=x.shape)
+    return x, labels, _split(len(x))
+
+
 def test_trees_fit_thresholds_that_a_linear_head_cannot():
     x, labels = _thresholds()
     split = _split(len(x))
@@ -104,9 +111,7 @@ def _softmax(logits):
 
 
 def test_mean_averages_every_settings_probabilities():
-    x, labels = _thresholds(seed=4)
-    x = x + np.random.default_rng(5).normal(scale=0.3, size=x.shape)
-    split = _split(len(x))
+    x, labels, split = _noisy(4)
     grid = boosted_head.GRID[:: len(boosted_head.GRID) // 3]  # three settings
     mean = boosted_head.fit_boosted_head(x, labels, split, grid, combine="mean")
     singles = [boosted_head.fit_boosted_head(x, labels, split, (s,)) for s in grid]
@@ -150,9 +155,7 @@ def test_training_holdout_takes_a_ninth_of_each_class():
 
 
 def test_choosing_on_a_training_holdout_leaves_the_validation_rows_unread():
-    x, labels = _thresholds(seed=6)
-    x = x + np.random.default_rng(7).normal(scale=0.3, size=x.shape)
-    split = _split(len(x))
+    x, labels, split = _noisy(6)
     grid = boosted_head.GRID[:: len(boosted_head.GRID) // 4]  # four settings
     nested = boosted_head.fit_boosted_head(x, labels, split, grid, choose_on="training_holdout")
     train = split["train"]
