@@ -133,15 +133,9 @@ def run_features_probe(
         raise ValueError(f"unknown head {head!r}; one of {HEADS}")
     if features == "none" and not aux_inputs:
         raise ValueError("features = 'none' reads the auxiliary inputs alone: set aux_inputs")
-    if tree_min_samples_leaf < 1:
-        raise ValueError(f"tree_min_samples_leaf must be at least 1, not {tree_min_samples_leaf}")
-    if tree_combine not in boosted_head.COMBINE:
-        raise ValueError(f"unknown tree_combine {tree_combine!r}; one of {boosted_head.COMBINE}")
-    if tree_choose_on not in boosted_head.CHOOSE_ON:
-        raise ValueError(
-            f"unknown tree_choose_on {tree_choose_on!r}; one of {boosted_head.CHOOSE_ON}"
-        )
-    tree_grid = tuple(dict(s, min_samples_leaf=tree_min_samples_leaf) for s in tree_grid)
+    tree_grid = boosted_head.probe_grid(
+        tree_grid, tree_min_samples_leaf, tree_combine, tree_choose_on
+    )
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)
     protocol_lib.check_aux_inputs(bench, aux_inputs)
     labels = np.array(bench.labels, np.int32)

@@ -304,15 +304,9 @@ def run_graph_probe(
         raise ValueError(f"ensemble must be at least 1, not {ensemble}")
     if tree_head and (frozen or ensemble > 1):
         raise ValueError("tree_head reads one trained GNN: not with frozen or an ensemble")
-    if tree_min_samples_leaf < 1:
-        raise ValueError(f"tree_min_samples_leaf must be at least 1, not {tree_min_samples_leaf}")
-    if tree_combine not in boosted_head.COMBINE:
-        raise ValueError(f"unknown tree_combine {tree_combine!r}; one of {boosted_head.COMBINE}")
-    if tree_choose_on not in boosted_head.CHOOSE_ON:
-        raise ValueError(
-            f"unknown tree_choose_on {tree_choose_on!r}; one of {boosted_head.CHOOSE_ON}"
-        )
-    tree_grid = tuple(dict(s, min_samples_leaf=tree_min_samples_leaf) for s in boosted_head.GRID)
+    tree_grid = boosted_head.probe_grid(
+        boosted_head.GRID, tree_min_samples_leaf, tree_combine, tree_choose_on
+    )
     if node_texts not in NODE_TEXTS:
         raise ValueError(f"unknown node_texts {node_texts!r}; one of {NODE_TEXTS}")
     bench = benchmarks.load(benchmark, raw_dir=raw_dir)

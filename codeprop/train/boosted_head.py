@@ -31,6 +31,19 @@ COMBINE = ("best", "mean")
 CHOOSE_ON = ("validation", "training_holdout")
 
 
+def probe_grid(grid, min_samples_leaf: int, combine: str, choose_on: str) -> tuple[dict, ...]:
+    """`grid` with every setting's leaves at least `min_samples_leaf` rows, after checking a
+    probe's tree options (``tree_min_samples_leaf``, ``tree_combine``, ``tree_choose_on``):
+    a bad one is a ValueError naming it."""
+    if min_samples_leaf < 1:
+        raise ValueError(f"tree_min_samples_leaf must be at least 1, not {min_samples_leaf}")
+    if combine not in COMBINE:
+        raise ValueError(f"unknown tree_combine {combine!r}; one of {COMBINE}")
+    if choose_on not in CHOOSE_ON:
+        raise ValueError(f"unknown tree_choose_on {choose_on!r}; one of {CHOOSE_ON}")
+    return tuple(dict(s, min_samples_leaf=min_samples_leaf) for s in grid)
+
+
 def tree_nodes(model: HistGradientBoostingClassifier) -> int:
     """The number of stored values of a fitted model: a threshold per split node and a
     value per leaf, over every tree (its ``parameters`` beside the neural models')."""
