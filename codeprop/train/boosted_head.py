@@ -123,15 +123,21 @@ def fit_boosted_head(
     with threadpool_limits(limits=threads, user_api="openmp"):
         history, best = [], None
         for setting in grid if len(validation) else grid[:1]:
-            model = HistGradientBoostingClassifier(
-                **setting, early_stopping=False, random_state=seed
-            ).fit(x[train], labels[train])
+            model = _fit_trees(setting, seed, x[train], labels[train])
             accuracy = _accuracy(model, x, labels, validation)
             history.append(dict(setting, validation_accuracy=accuracy))
             if best is None or accuracy > best[0]:
                 best = (accuracy, setting, model)
         accuracy, setting, model = best
         return _result(model, setting, accuracy, history, x[test], int(labels.max()) + 1)
+
+
+def _fit_trees(setting: dict, seed: int, x, labels) -> HistGradientBoostingClassifier:
+    """Boosted trees of one grid `setting` fitted on ``x`` [n, F] and ``labels`` [n]: a
+    fixed number of iterations (no early stopping, which would hold rows out)."""
+    return HistGradientBoostingClassifier(**setting, early_stopping=False, random_state=seed).fit(
+        x, labels
+    )
 
 
 def _accuracy(model: HistGradientBoostingClassifier, x, labels, rows) -> float:
@@ -181,17 +187,13 @@ def _fit_nested(x, labels, train, validation, test, grid, seed) -> dict:
     inner, holdout = train[~held], train[held]
     history, best = [], None
     for setting in grid:
-        model = HistGradientBoostingClassifier(
-            **setting, early_stopping=False, random_state=seed
-        ).fit(x[inner], labels[inner])
+        model = _fit_trees(setting, seed, x[inner], labels[inner])
         accuracy = _accuracy(model, x, labels, holdout)
         history.append(dict(setting, holdout_accuracy=accuracy))
         if best is None or accuracy > best[0]:
             best = (accuracy, setting)
     setting = best[1]
-    model = HistGradientBoostingClassifier(**setting, early_stopping=False, random_state=seed).fit(
-        x[train], labels[train]
-    )
+    model = _fit_trees(setting, seed, x[train], labels[train])
     accuracy = _accuracy(model, x, labels, validation)
     return _result(model, setting, accuracy, history, x[test], int(labels.max()) + 1)
 
@@ -206,9 +208,7 @@ def _fit_mean(x, labels, train, validation, test, grid, seed) -> dict:
         for part, rows in (("validation", validation), ("test", test))
     }
     for setting in grid:
-        model = HistGradientBoostingClassifier(
-            **setting, early_stopping=False, random_state=seed
-        ).fit(x[train], labels[train])
+        model = _fit_trees(setting, seed, x[train], labels[train])
         num_params += tree_nodes(model)
         for part, rows in (("validation", validation), ("test", test)):
             if len(rows):
