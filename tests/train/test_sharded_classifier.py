@@ -63,8 +63,12 @@ def test_the_sharded_fit_equals_the_one_device_fit():
         for key in ("train_loss", "validation_loss"):
             assert b[key] == pytest.approx(a[key], rel=1e-5), key
         assert a["validation_accuracy"] == b["validation_accuracy"]
-    np.testing.assert_allclose(sharded["test_logits"], one["test_logits"], atol=1e-5)
-    np.testing.assert_allclose(sharded["embeddings"], one["embeddings"], atol=1e-5)
+    # After two epochs of steps whose reductions the mesh splits and reorders, values of
+    # order 1 differ by float rounding grown through training: up to 2e-5 was seen (an
+    # embedding of -0.218, on one machine of several). A wrong sharding differs by O(1).
+    close = {"rtol": 1e-4, "atol": 1e-5}
+    np.testing.assert_allclose(sharded["test_logits"], one["test_logits"], **close)
+    np.testing.assert_allclose(sharded["embeddings"], one["embeddings"], **close)
 
 
 SHARDED_FROZEN = (
