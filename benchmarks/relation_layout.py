@@ -20,7 +20,6 @@ the largest difference between the two layers' outputs and gradients.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
@@ -34,15 +33,15 @@ from codeprop.probes import graph_probe
 from codeprop.train import batchers
 
 
-def grouped_layer(params, h, senders, receivers, norms, blocks, num_relations):
+def grouped_layer(params, h, senders, receivers, norms, blocks):
     """[N, D] as `RelationalGraphConv` (root weight and bias) with edges in relation
     blocks: block r holds `blocks[r]` edges of relation r, sorted by receiver."""
     weights, root, bias = params["relations"], params["root"], params["bias"]
     states = h[senders] * norms[:, None]  # [E, H]
     out = h @ root + bias  # [N, D]
     start = 0
-    for r in range(num_relations):
-        stop = start + blocks[r]
+    for r, size in enumerate(blocks):
+        stop = start + size
         messages = states[start:stop] @ weights[r]  # [E_r, D]
         out = out + jax.ops.segment_sum(
             messages, receivers[start:stop], h.shape[0], indices_are_sorted=True
@@ -52,13 +51,9 @@ def grouped_layer(params, h, senders, receivers, norms, blocks, num_relations):
 
 
 def best_ms(fn, args, repeats):
+    """Milliseconds of the fastest of `repeats` calls, after a compiling call."""
     jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times)
+    return 1e3 * timing.best_of(lambda _: jax.block_until_ready(fn(*args)), [None], repeats)
 
 
 def main():
@@ -101,7 +96,7 @@ def main():
         return jnp.sum(jnp.tanh(layer.apply({"params": params}, h, *edges)))
 
     def loss_grouped(params, h):
-        out = grouped_layer(params, h, *grouped_edges, blocks, cfg.num_relations)
+        out = grouped_layer(params, h, *grouped_edges, blocks)
         return jnp.sum(jnp.tanh(out))
 
     current = jax.jit(jax.value_and_grad(loss_current, argnums=(0, 1)))
