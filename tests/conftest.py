@@ -10,6 +10,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# One persistent XLA compilation cache for the run: the xdist workers and the processes that
+# tests start (they inherit the environment) compile each program once. Set before jax is
+# imported; its keys cover the program, the options and the jax version, so a stale entry
+# is never used. No size limit: with one, jax rescans the whole directory on every write.
+# An entry read while another process writes it fails to decompress; jax warns and compiles.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(REPO / ".pytest_cache" / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 TESTDATA = REPO / "tests" / "testdata"
 # Eight small C programs for model and probe tests (labels chosen per test).
 SMALL_C_PROGRAMS = [

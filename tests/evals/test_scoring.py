@@ -9,7 +9,11 @@ import shutil
 import pytest
 
 from codeprop.data import raw
-from codeprop.evals import execute, tasks
+from codeprop.evals import execute, sandbox, tasks
+
+# Limits for the references' own tests. MBPP task 123's reference takes about 6 s alone on
+# our 2-core machine, near the default 10 s; beside the other test worker it ran out.
+LOADED = sandbox.Limits(wall_s=60.0, cpu_s=30)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,7 @@ def _references(problems):
 
 def test_humaneval_references_pass_and_empty_or_wrong_completions_fail(humaneval):
     assert len(humaneval) == 164 and humaneval[0].task_id == "HumanEval/0"
-    result = execute.score(humaneval, _references(humaneval), workers=4)
+    result = execute.score(humaneval, _references(humaneval), workers=4, limits=LOADED)
     assert result["summary"]["outcomes"] == {"passed": 164}
     assert result["summary"]["pass_at_k"] == {"pass@1": 1.0}
     wrong = [
@@ -41,7 +45,7 @@ def test_mbpp_test_split_references_pass_except_task_341(raw_dir):
     assert [p.task_id for p in problems] == [str(i) for i in range(11, 511)]
     assert problems[0].prompt.count("[BEGIN]") == 4 and problems[0].prompt.endswith("[BEGIN]\n")
     assert problems[0].prompt.endswith('assert remove_Occ("PHP","P") == "H"\n[BEGIN]\n')
-    result = execute.score(problems, _references(problems), workers=4)
+    result = execute.score(problems, _references(problems), workers=4, limits=LOADED)
     failing = [
         (s["task_id"], s["status"], s["error"])
         for s in result["samples"]
@@ -58,7 +62,7 @@ def test_infilling_tasks_load_and_light_references_pass(raw_dir):
     assert sizes == {"infilling-single-line": 1033, "infilling-multi-line": 5815}
     light = tasks.load("infilling-random-span-light", raw_dir)
     assert len(light) == 164 and all(p.suffix is not None for p in light)
-    result = execute.score(light, _references(light), workers=4)
+    result = execute.score(light, _references(light), workers=4, limits=LOADED)
     assert result["summary"]["outcomes"] == {"passed": 164}
 
 
