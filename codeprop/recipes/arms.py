@@ -112,16 +112,36 @@ def unused_macros_of(specs: list[tuple[list[str], list[str]]]) -> list[list[str]
     return [config_checks.parse(files, bindings) for files, bindings in specs]
 
 
-def _configs_in_child(
-    specs: list[tuple[list[str], list[str]]], function: str = "parse_configs"
-) -> list:
+def with_common_bindings(
+    specs: list[tuple[list[str], list[str]]], bindings: list[str]
+) -> dict[str, list]:
+    """``bindings`` appended to each (files, own bindings), a macro binding among them only
+    where the config uses the macro; run in a child process: parsing clears gin's state.
+
+    Returns:
+      ``unused``: per spec, the macros of its config with all of ``bindings`` that
+      nothing uses; ``specs``: the (files, bindings) that result; ``configs``: what each
+      of those parses to (`parse_configs`). One process does all three, because each
+      child pays for importing the modules that the gin files name (about 10 s).
+    """
+    merged = [(files, [*own, *bindings]) for files, own in specs]
+    unused = unused_macros_of(merged)
+    specs = [
+        (files, [*own, *(b for b in bindings if config_checks.macro_name(b) not in skip)])
+        for (files, own), skip in zip(specs, unused, strict=True)
+    ]
+    return {"unused": unused, "specs": specs, "configs": parse_configs(specs)}
+
+
+def _configs_in_child(specs: list, function: str = "parse_configs", *args) -> list | dict:
+    """``arms.<function>(specs, *args)`` in a child process (JSON in and out)."""
     code = (
         "import json, sys; from codeprop.recipes import arms; "
-        f"json.dump(arms.{function}(json.load(sys.stdin)), sys.stdout)"
+        f"json.dump(arms.{function}(*json.load(sys.stdin)), sys.stdout)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
-        input=json.dumps(specs),
+        input=json.dumps([specs, *args]),
         capture_output=True,
         text=True,
         env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "2"},
@@ -259,6 +279,7 @@ def run_or_reuse(
     rerun: bool = False,
     run: bool = True,
     parallel: int = 1,
+    configs: dict[str, str] | None = None,
 ) -> tuple[dict[str, pathlib.Path], dict[str, str]]:
     """Runs or reuses every arm in ``arms_dir/<slug>``.
 
@@ -270,6 +291,8 @@ def run_or_reuse(
       run: False runs nothing (arms without a finished run are reported as not run).
       parallel: how many arms run at once (each its own process, started in the order of
         `arms`); the results do not depend on it, only the wall time.
+      configs: name -> the config each arm parses to, when the caller has them from
+        `with_common_bindings`; else they are parsed here (`parse_configs`).
 
     SIGTERM (to this process, in its main thread) is passed on to the running arms, which
     stop at a safe point, and keeps the others from starting: their states then begin
@@ -281,7 +304,10 @@ def run_or_reuse(
     """
     if parallel < 1:
         raise ValueError(f"parallel must be at least 1, not {parallel}")
-    configs = dict(zip(arms, _configs_in_child(list(arms.values())), strict=True))
+    if configs is None:
+        configs = dict(zip(arms, _configs_in_child(list(arms.values())), strict=True))
+    elif set(configs) != set(arms):
+        raise ValueError(f"configs are for {sorted(configs)}, the arms are {sorted(arms)}")
     arm_dirs, arm_runs, to_run = {}, {}, []
     for name in arms:
         arm_dir = pathlib.Path(arms_dir) / slug(name)

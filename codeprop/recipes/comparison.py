@@ -28,25 +28,18 @@ from codeprop.recipes import arms as arms_lib
 from codeprop.recipes import config_checks
 
 
-def _with_common_bindings(specs: dict, bindings: list[str]) -> dict:
+def _with_common_bindings(specs: dict, bindings: list[str]) -> tuple[dict, dict[str, str]]:
     """Each arm's (files, own bindings) with ``bindings`` appended, a macro binding among
     them (e.g. ``EPOCHS = 2``) only to the arms whose config uses that macro (a
-    bag-of-features arm has no epochs); a common macro that no arm uses is an error, as a
-    misspelt one would be."""
-    common = {config_checks.macro_name(b): b for b in bindings if config_checks.macro_name(b)}
-    merged = {name: (files, [*own, *bindings]) for name, (files, own) in specs.items()}
-    if not common:
-        return merged
-    unused = dict(zip(specs, arms_lib._configs_in_child(list(merged.values()), "unused_macros_of")))
+    bag-of-features arm has no epochs), and the config each arm then parses to; a common
+    macro that no arm uses is an error, as a misspelt one would be."""
+    common = {config_checks.macro_name(b) for b in bindings} - {None}
+    out = arms_lib._configs_in_child(list(specs.values()), "with_common_bindings", bindings)
+    unused = dict(zip(specs, out["unused"], strict=True))
     if nowhere := sorted(m for m in common if all(m in unused[name] for name in specs)):
         raise ValueError(f"bindings set gin macros that no arm uses (misspelt?): {nowhere}")
-    return {
-        name: (
-            files,
-            [*own, *(b for b in bindings if config_checks.macro_name(b) not in unused[name])],
-        )
-        for name, (files, own) in specs.items()
-    }
+    merged = {name: (files, own) for name, (files, own) in zip(specs, out["specs"], strict=True)}
+    return merged, dict(zip(specs, out["configs"], strict=True))
 
 
 def run_comparison(
@@ -99,9 +92,14 @@ def run_comparison(
     specs = {
         name: (files, [*own, *arm_bindings.get(name, ())]) for name, (files, own) in specs.items()
     }
-    specs = _with_common_bindings(specs, list(bindings))
+    specs, configs = _with_common_bindings(specs, list(bindings))
     arm_dirs, arm_runs = arms_lib.run_or_reuse(
-        pathlib.Path(arms_dir) if arms_dir else workdir / "arms", specs, rerun, run, parallel
+        pathlib.Path(arms_dir) if arms_dir else workdir / "arms",
+        specs,
+        rerun,
+        run,
+        parallel,
+        configs,
     )
     if arms_lib.stopped(arm_runs):  # SIGTERM: no report from a part of the arms
         return {"preempted": True, "arm_runs": arm_runs}

@@ -157,7 +157,9 @@ def test_common_macro_bindings_go_to_the_arms_that_use_them(in_repo):
         "bag of bytes": (["gin/runs/features_probe.gin"], FEATURES[1:]),
         "AST + GCN": (["gin/experiments/devmap_amd_ast_gcn.gin"], []),
     }
-    out = comparison._with_common_bindings(specs, common)
+    out, configs = comparison._with_common_bindings(specs, common)
+    assert "MAX_FOLDS = 2" in configs["bag of bytes"] and "EPOCHS" not in configs["bag of bytes"]
+    assert "EPOCHS = 2" in configs["AST + GCN"]
     assert out["bag of bytes"] == (
         ["gin/runs/features_probe.gin"],
         [*FEATURES[1:], "MAX_FOLDS = 2"],
