@@ -38,7 +38,7 @@ def _with_common_bindings(specs: dict, bindings: list[str]) -> tuple[dict, dict[
     unused = dict(zip(specs, out["unused"], strict=True))
     if nowhere := sorted(m for m in common if all(m in unused[name] for name in specs)):
         raise ValueError(f"bindings set gin macros that no arm uses (misspelt?): {nowhere}")
-    merged = {name: (files, own) for name, (files, own) in zip(specs, out["specs"], strict=True)}
+    merged = dict(zip(specs, map(tuple, out["specs"]), strict=True))
     return merged, dict(zip(specs, out["configs"], strict=True))
 
 
